@@ -1,0 +1,155 @@
+// Configuration: every option declared once (env var, default, parser, doc); parsed once at startup.
+import { readFileSync } from 'node:fs';
+
+export const DEFAULT_CRITICAL_NAMESPACES = [
+  'kube-system',
+  'kube-public',
+  'kube-node-lease',
+  'falco',
+  'openfaas',
+  'openfaas-fn',
+];
+
+export interface Config {
+  criticalNamespaces: string[];
+  dryRun: boolean;
+  gracePeriodSeconds: number | undefined;
+  kubeconfigFile: string | undefined;
+  serviceAccountPathPrefix: string;
+  policy: string | undefined;
+  policyFile: string | undefined;
+  maxAlertAgeSeconds: number;
+  coalesceWindowSeconds: number;
+  actionLimit: number;
+  actionWindowSeconds: number;
+  authTokenFile: string | undefined;
+  alertDeadlineMs: number;
+  apiTimeoutMs: number;
+  maxInFlightApiCalls: number;
+  optOutLabel: string;
+  quarantineLabel: string;
+  recordEvents: boolean;
+  podName: string | undefined;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+interface Option<K extends keyof Config> {
+  key: K;
+  env: string;
+  default: string | undefined;
+  doc: string;
+  parse: (raw: string, env: string) => Config[K];
+}
+
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function integer(min: number, max: number) {
+  return (raw: string, env: string): number => {
+    if (!/^\d+$/.test(raw.trim())) throw new ConfigError(env, `must be a whole number, got "${raw}"`);
+    const n = Number(raw.trim());
+    if (n < min || n > max) throw new ConfigError(env, `must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function boolean(raw: string, env: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(env, `must be true or false, got "${raw}"`);
+}
+
+function optionalText(raw: string): string | undefined {
+  return raw.trim() === '' ? undefined : raw.trim();
+}
+
+function labelKey(raw: string, env: string): string {
+  const v = raw.trim();
+  if (!LABEL_KEY.test(v) || v.length > 317) throw new ConfigError(env, `must be a Kubernetes label key, got "${raw}"`);
+  return v;
+}
+
+function namespaceList(raw: string, env: string): string[] {
+  const names = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const n of names) {
+    if (!NAMESPACE.test(n) || n.length > 63) throw new ConfigError(env, `holds "${n}", which is not a namespace name`);
+  }
+  return names;
+}
+
+export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
+  { key: 'criticalNamespaces', env: 'CRITICAL_NAMESPACES', default: DEFAULT_CRITICAL_NAMESPACES.join(','), parse: namespaceList,
+    doc: 'Comma-separated namespaces the function never acts in, whatever the policy says.' },
+  { key: 'dryRun', env: 'DRY_RUN', default: 'false', parse: boolean,
+    doc: 'Record what would be done instead of doing it (uses the API server-side dryRun where it applies).' },
+  { key: 'gracePeriodSeconds', env: 'GRACE_PERIOD_SECONDS', default: '', doc: "Deletion grace period; empty means the pod's own terminationGracePeriodSeconds (a policy entry may set its own).",
+    parse: (raw, env) => (raw.trim() === '' ? undefined : integer(0, 86400)(raw, env)) },
+  { key: 'kubeconfigFile', env: 'KUBECONFIG_FILE', default: '', parse: optionalText,
+    doc: 'Explicit kubeconfig, e.g. an OpenFaaS secret /var/openfaas/secrets/falco-pod-delete-kubeconfig (Community Edition).' },
+  { key: 'serviceAccountPathPrefix', env: 'SERVICEACCOUNT_PATH_PREFIX', default: '', parse: (raw) => raw.trim(),
+    doc: 'Prefix before /var/run/secrets/kubernetes.io/serviceaccount (for tests and chroots; leave empty in a cluster).' },
+  { key: 'policy', env: 'POLICY', default: '', parse: optionalText, doc: 'Response policy as inline YAML or JSON (see Policy).' },
+  { key: 'policyFile', env: 'POLICY_FILE', default: '', parse: optionalText, doc: 'Path of a response policy file (a mounted ConfigMap).' },
+  { key: 'maxAlertAgeSeconds', env: 'MAX_ALERT_AGE_SECONDS', default: '300', parse: integer(1, 86400 * 7),
+    doc: 'Alerts older than this are declined as stale.' },
+  { key: 'coalesceWindowSeconds', env: 'COALESCE_WINDOW_SECONDS', default: '60', parse: integer(0, 3600),
+    doc: 'Alerts for a pod already handled within this window are answered with the first outcome (0 coalesces only concurrent alerts).' },
+  { key: 'actionLimit', env: 'ACTION_LIMIT', default: '20', parse: integer(0, 100000),
+    doc: 'Blast-radius limit: at most this many actions per window (0 disables the limit).' },
+  { key: 'actionWindowSeconds', env: 'ACTION_WINDOW_SECONDS', default: '60', parse: integer(1, 86400),
+    doc: 'Length of the blast-radius window.' },
+  { key: 'authTokenFile', env: 'AUTH_TOKEN_FILE', default: '', parse: optionalText,
+    doc: 'When set, requests must carry "Authorization: Bearer <token>" with the token in this file (an OpenFaaS secret).' },
+  { key: 'alertDeadlineMs', env: 'ALERT_DEADLINE_MS', default: '10000', parse: integer(100, 600000),
+    doc: 'Overall time budget for one alert, retries included.' },
+  { key: 'apiTimeoutMs', env: 'API_TIMEOUT_MS', default: '3000', parse: integer(50, 600000),
+    doc: 'Timeout of a single Kubernetes API call.' },
+  { key: 'maxInFlightApiCalls', env: 'MAX_INFLIGHT_API_CALLS', default: '16', parse: integer(1, 1000),
+    doc: 'Cap on Kubernetes API calls in flight; excess calls wait their turn within the deadline.' },
+  { key: 'optOutLabel', env: 'OPT_OUT_LABEL', default: 'falco-pod-delete/exempt', parse: labelKey,
+    doc: 'Pods or namespaces labelled <key>=true are never acted on.' },
+  { key: 'quarantineLabel', env: 'QUARANTINE_LABEL', default: 'falco-pod-delete/quarantine', parse: labelKey,
+    doc: 'Label the isolate action sets on a pod; the deny-all NetworkPolicy selects it.' },
+  { key: 'recordEvents', env: 'RECORD_EVENTS', default: 'true', parse: boolean,
+    doc: 'Create a Kubernetes Event on the pod for every action taken or refused by a guard.' },
+  { key: 'podName', env: 'HOSTNAME', default: '', parse: optionalText,
+    doc: "The function's own pod name (Kubernetes sets HOSTNAME); the function never acts on its own pod." },
+  { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level for diagnostics (audit lines are always written).',
+    parse: (raw, env) => {
+      const v = raw.trim().toLowerCase();
+      if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v)) throw new ConfigError(env, `must be a log level, got "${raw}"`);
+      return v;
+    } },
+];
+
+export function loadConfig(env: Env = process.env): Config {
+  const config: Record<string, unknown> = {};
+  for (const option of OPTIONS) {
+    const raw = env[option.env] ?? option.default ?? '';
+    config[option.key] = option.parse(raw, option.env);
+  }
+  const result = config as unknown as Config;
+  if (result.authTokenFile) readSecret(result.authTokenFile, 'AUTH_TOKEN_FILE');
+  return result;
+}
+
+export function readSecret(path: string, variable: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new ConfigError(variable, `names ${path}, which cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (text === '') throw new ConfigError(variable, `names ${path}, which is empty`);
+  return text;
+}

@@ -1,0 +1,184 @@
+// The pipeline every platform adapter calls: envelope -> alert -> decision -> response -> answer + audit.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { type Alert, AlertError, parseAlert } from './alert.js';
+import { audit, auditLogger, createLogger } from './audit.js';
+import { type Config, loadConfig, readSecret } from './config.js';
+import { Deadline } from './deadline.js';
+import { decide, type Guards } from './decision.js';
+import { type EnvelopeKind, type Headers, unwrap } from './envelope.js';
+import { ClientNodeKube, type ClusterSource, discoverCluster, type Kube } from './kube.js';
+import { type Outcome, failed, httpStatus } from './outcome.js';
+import { type Policy, loadPolicy } from './policy.js';
+import { Responder } from './response.js';
+
+export interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Record<string, string>;
+}
+
+export interface Delivery {
+  headers: Headers;
+  body: unknown;
+}
+
+export interface Parts {
+  config: Config;
+  policy: Policy;
+  kube: Kube | null;
+  logger: Logger;
+  namespace: string | undefined;
+  cluster: ClusterSource['kind'];
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export class FalcoResponse {
+  readonly responder: Responder;
+  private readonly audit: Logger;
+  private readonly token: Buffer | undefined;
+  private readonly guardsValue: Guards;
+
+  constructor(readonly parts: Parts) {
+    const { config, policy, kube, logger } = parts;
+    const guards: Guards = {
+      criticalNamespaces: config.criticalNamespaces,
+      self: { namespace: parts.namespace, name: config.podName },
+      maxAlertAgeSeconds: config.maxAlertAgeSeconds,
+    };
+    this.guardsValue = guards;
+    this.audit = auditLogger(logger);
+    this.token = config.authTokenFile ? digest(readSecret(config.authTokenFile, 'AUTH_TOKEN_FILE')) : undefined;
+    this.responder = new Responder(kube, {
+      dryRun: config.dryRun,
+      gracePeriodSeconds: config.gracePeriodSeconds,
+      optOutLabel: config.optOutLabel,
+      quarantineLabel: config.quarantineLabel,
+      recordEvents: config.recordEvents,
+      coalesceWindowMs: config.coalesceWindowSeconds * 1000,
+      actionLimit: config.actionLimit,
+      actionWindowMs: config.actionWindowSeconds * 1000,
+    }, policy, guards, (msg, extra) => logger.warn(extra, msg));
+  }
+
+  get guards(): Guards {
+    return this.guardsValue;
+  }
+
+  /** Everything from the environment, validated once; throws ConfigError or PolicyError naming what is wrong. */
+  static fromEnv(env: Record<string, string | undefined> = process.env, logger?: Logger): FalcoResponse {
+    const config = loadConfig(env);
+    const log = logger ?? createLogger(config.logLevel);
+    const policy = loadPolicy(config);
+    const source = discoverCluster(config, env);
+    const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls);
+    const namespace = source.kind === 'in-cluster' ? source.namespace : undefined;
+    const startup = {
+      cluster: source.kind,
+      server: source.kind === 'none' ? undefined : source.kc.getCurrentCluster()?.server,
+      dryRun: config.dryRun || source.kind === 'none',
+      criticalNamespaces: config.criticalNamespaces,
+      policyEntries: policy.entries.map((e) => `${e.name}: ${e.action}`),
+      actionLimit: config.actionLimit === 0 ? 'off' : `${config.actionLimit}/${config.actionWindowSeconds}s`,
+      sharedSecret: config.authTokenFile !== undefined,
+    };
+    if (source.kind === 'none') {
+      log.warn(startup, 'DRY-RUN: no cluster configuration found (no KUBECONFIG_FILE, no in-cluster service account, no KUBECONFIG); alerts are decided and logged, nothing is deleted');
+    } else {
+      log.info(startup, config.dryRun ? 'started in DRY_RUN mode: nothing will be changed' : 'started');
+    }
+    return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind });
+  }
+
+  get logger(): Logger {
+    return this.parts.logger;
+  }
+
+  private authorized(headers: Headers): boolean {
+    if (!this.token) return true;
+    const raw = headers.authorization;
+    const value = Array.isArray(raw) ? raw[0] : raw;
+    const m = /^Bearer\s+(.+)$/i.exec(value ?? '');
+    return m !== null && timingSafeEqual(digest(m[1].trim()), this.token);
+  }
+
+  /** One delivery from any platform: always answers, always audits, never throws. */
+  async handle(delivery: Delivery, kindHint?: EnvelopeKind): Promise<Answer> {
+    const started = performance.now();
+    let alert: Alert | undefined;
+    let envelope: EnvelopeKind | 'unknown' = kindHint ?? 'unknown';
+    let eventId: string | undefined;
+    let outcome: Outcome;
+    try {
+      outcome = await this.process(delivery, (a, e, id) => {
+        alert = a;
+        envelope = e;
+        eventId = id;
+      });
+    } catch (e) {
+      this.logger.error({ err: e }, 'unexpected error while handling an alert');
+      outcome = failed('skip', e);
+    }
+    return this.answer(outcome, { envelope, alert, eventId, started });
+  }
+
+  /** Input refused before it reached the pipeline (unparseable JSON, oversized body): still audited. */
+  rejectInput(status: 400 | 413 | 415, reason: string, started = performance.now()): Answer {
+    const outcome: Outcome = { decision: 'reject', result: 'rejected', code: status === 413 ? 'too-large' : 'unparseable', reason, rejectStatus: status };
+    return this.answer(outcome, { envelope: 'unknown', alert: undefined, eventId: undefined, started });
+  }
+
+  private async process(delivery: Delivery, seen: (a: Alert | undefined, e: EnvelopeKind | 'unknown', id?: string) => void): Promise<Outcome> {
+    if (!this.authorized(delivery.headers)) {
+      return { decision: 'reject', result: 'rejected', code: 'unauthorized', reason: 'missing or wrong shared secret: send "Authorization: Bearer <token>"', rejectStatus: 401 };
+    }
+    const unwrapped = unwrap(delivery.headers, delivery.body);
+    if (!unwrapped.ok) {
+      seen(undefined, unwrapped.kind);
+      return { decision: 'reject', result: 'rejected', code: 'bad-envelope', reason: unwrapped.reason, rejectStatus: unwrapped.status };
+    }
+    seen(undefined, unwrapped.kind, unwrapped.eventId);
+    let alert: Alert;
+    try {
+      alert = parseAlert(unwrapped.alert);
+    } catch (e) {
+      if (e instanceof AlertError) return { decision: 'reject', result: 'rejected', code: 'invalid-alert', reason: e.message };
+      throw e;
+    }
+    seen(alert, unwrapped.kind, unwrapped.eventId);
+    const decision = decide(alert, this.parts.policy, this.guardsValue, Date.now());
+    const deadline = new Deadline(this.parts.config.alertDeadlineMs);
+    try {
+      return await this.responder.respond(alert, decision, deadline);
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  private answer(outcome: Outcome, ctx: { envelope: EnvelopeKind | 'unknown'; alert: Alert | undefined; eventId: string | undefined; started: number }): Answer {
+    const status = httpStatus(outcome);
+    const durationMs = performance.now() - ctx.started;
+    audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
+    const body: Record<string, unknown> = {
+      decision: outcome.decision,
+      outcome: outcome.result,
+      code: outcome.code,
+      reason: outcome.reason,
+      namespace: outcome.pod?.namespace ?? null,
+      pod: outcome.pod?.name ?? null,
+      rule: ctx.alert?.rule ?? null,
+      uuid: ctx.alert?.uuid ?? ctx.eventId ?? null,
+      dryRun: this.parts.config.dryRun || this.parts.kube === null,
+    };
+    if (outcome.error) body.error = outcome.error;
+    if (outcome.first) body.first = outcome.first;
+    const headers: Record<string, string> = {};
+    if (outcome.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(outcome.retryAfterSeconds));
+    else if (status === 429) headers['retry-after'] = String(this.parts.config.actionWindowSeconds);
+    if (status === 401) headers['www-authenticate'] = 'Bearer';
+    return { status, body, headers };
+  }
+}

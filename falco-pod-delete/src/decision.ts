@@ -1,0 +1,108 @@
+// The decision: a pure function of the alert, the policy and the guards. No I/O; every safety rule lives here.
+import { type Alert, type PodRef, containerIdOf, field, invalidNameReason, isInternalEvent, isTestEvent, targetOf } from './alert.js';
+import { type ActionKind, type Policy, entryMatches, matchPolicy } from './policy.js';
+
+export interface Guards {
+  criticalNamespaces: readonly string[];
+  /** The function's own pod, when known: never acted on. */
+  self: { namespace: string | undefined; name: string | undefined };
+  maxAlertAgeSeconds: number;
+}
+
+export type DeclineCode =
+  | 'test-event'
+  | 'internal-event'
+  | 'no-pod'
+  | 'ambiguous'
+  | 'critical-namespace'
+  | 'own-pod'
+  | 'no-policy-match'
+  | 'stale'
+  | 'future';
+
+export type Decision =
+  | { kind: 'decline'; code: DeclineCode; reason: string; pod?: PodRef; refused?: ActionKind }
+  | { kind: 'reject'; code: 'invalid-name'; reason: string }
+  | { kind: 'lookup'; node: string; containerId: string }
+  | {
+      kind: 'act';
+      action: ActionKind;
+      pod: PodRef;
+      entry: string;
+      gracePeriodSeconds: number | undefined;
+      containerId: string | undefined;
+      podUid: string | undefined;
+    };
+
+const FUTURE_SKEW_MS = 60_000;
+
+/** Guards no policy can override, for a pod that is known. */
+export function guardPod(pod: PodRef, guards: Guards): Decision | undefined {
+  if (guards.criticalNamespaces.includes(pod.namespace)) {
+    return { kind: 'decline', code: 'critical-namespace', reason: `namespace ${pod.namespace} is critical: never acted on`, pod };
+  }
+  if (guards.self.name === pod.name && (guards.self.namespace === undefined || guards.self.namespace === pod.namespace)) {
+    return { kind: 'decline', code: 'own-pod', reason: `${pod.namespace}/${pod.name} is this function's own pod`, pod };
+  }
+  return undefined;
+}
+
+function ageDecision(alert: Alert, guards: Guards, now: number, pod?: PodRef): Decision | undefined {
+  const age = now - alert.time.getTime();
+  if (age > guards.maxAlertAgeSeconds * 1000) {
+    return { kind: 'decline', code: 'stale', reason: `alert is ${Math.round(age / 1000)} s old, older than the ${guards.maxAlertAgeSeconds} s limit`, pod };
+  }
+  if (age < -FUTURE_SKEW_MS) {
+    return { kind: 'decline', code: 'future', reason: `alert time ${alert.time.toISOString()} is in the future`, pod };
+  }
+  return undefined;
+}
+
+/**
+ * What to do about an alert. `resolved` is the pod found through the node's pods when the alert named none
+ * (the second pass after a `lookup`); the same guards and policy apply to it.
+ */
+export function decide(alert: Alert, policy: Policy, guards: Guards, now: number, resolved?: PodRef): Decision {
+  if (isTestEvent(alert)) return { kind: 'decline', code: 'test-event', reason: 'Falcosidekick test event: acknowledged, never acted on' };
+  if (isInternalEvent(alert)) return { kind: 'decline', code: 'internal-event', reason: 'Falco internal event: acknowledged, never acted on' };
+
+  const target = resolved ? { kind: 'pod' as const, pod: resolved } : targetOf(alert);
+  if (target.kind === 'ambiguous') return { kind: 'decline', code: 'ambiguous', reason: `ambiguous pod reference: ${target.reason}` };
+  const containerId = containerIdOf(alert);
+
+  if (target.kind === 'none') {
+    const node = alert.hostname;
+    const couldMatch = policy.entries.some((e) => e.action !== 'log' && entryMatches({ ...e, match: { ...e.match, namespaces: undefined } }, alert, undefined));
+    if (containerId && node && couldMatch && invalidNodeName(node) === undefined) {
+      return ageDecision(alert, guards, now) ?? { kind: 'lookup', node, containerId };
+    }
+    return { kind: 'decline', code: 'no-pod', reason: target.reason };
+  }
+
+  const pod = target.pod;
+  const invalid = invalidNameReason(pod);
+  if (invalid) return { kind: 'reject', code: 'invalid-name', reason: invalid };
+  const matched = matchPolicy(policy, alert, pod);
+  const guarded = guardPod(pod, guards);
+  // A guard that stops what the policy would have done is recorded as a refusal (and gets an Event).
+  if (guarded) return matched && guarded.kind === 'decline' ? { ...guarded, refused: matched.entry.action } : guarded;
+
+  if (!matched) return { kind: 'decline', code: 'no-policy-match', reason: `no policy entry matches rule "${alert.rule}"`, pod };
+  const stale = ageDecision(alert, guards, now, pod);
+  if (stale) return stale;
+
+  const uid = field(alert, 'k8s.pod.uid');
+  return {
+    kind: 'act',
+    action: matched.entry.action,
+    pod,
+    entry: matched.entry.name,
+    gracePeriodSeconds: matched.entry.gracePeriodSeconds,
+    containerId,
+    podUid: typeof uid === 'string' ? uid : undefined,
+  };
+}
+
+function invalidNodeName(node: string): string | undefined {
+  return invalidNameReason({ namespace: 'x', name: node });
+}

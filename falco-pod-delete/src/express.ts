@@ -1,0 +1,27 @@
+// The HTTP adapter shared by OpenFaaS, Kubeless-over-HTTP and Knative: Express request in, answer out.
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { Answer, FalcoResponse } from './core.js';
+
+function send(res: Response, answer: Answer): void {
+  res.status(answer.status).set(answer.headers).json(answer.body);
+}
+
+export function expressAdapter(fn: FalcoResponse): { handle: RequestHandler; onError: ErrorRequestHandler } {
+  const handle: RequestHandler = (req, res, next) => {
+    if (req.method !== 'POST') {
+      res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });
+      return;
+    }
+    fn.handle({ headers: req.headers, body: req.body }).then((answer) => send(res, answer), next);
+  };
+  const onError: ErrorRequestHandler = (err: { status?: number; type?: string; message?: string }, _req, res, next) => {
+    if (res.headersSent) return next(err);
+    if (err.type === 'entity.too.large') return send(res, fn.rejectInput(413, `request body too large: ${err.message ?? ''}`.trim()));
+    if (err.type === 'entity.parse.failed') return send(res, fn.rejectInput(400, `request body is not valid JSON: ${err.message ?? ''}`));
+    if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') return send(res, fn.rejectInput(415, err.message ?? 'unsupported encoding'));
+    if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) return send(res, fn.rejectInput(400, err.message ?? 'bad request'));
+    fn.logger.error({ err }, 'unexpected error in the HTTP adapter');
+    res.status(500).json({ error: 'internal error' });
+  };
+  return { handle, onError };
+}

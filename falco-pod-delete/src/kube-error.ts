@@ -1,0 +1,26 @@
+// A failed Kubernetes API call, by code, with the facts a user needs (what was refused, and where).
+export type KubeErrorCode = 'forbidden' | 'unauthorized' | 'rate-limited' | 'unavailable' | 'timeout' | 'bad-response' | 'rejected';
+
+export class KubeError extends Error {
+  constructor(
+    readonly code: KubeErrorCode,
+    readonly verb: string,
+    readonly resource: string,
+    readonly namespace: string | undefined,
+    message: string,
+    readonly status?: number,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'KubeError';
+  }
+
+  get retryable(): boolean {
+    return this.code === 'rate-limited' || this.code === 'unavailable' || this.code === 'timeout';
+  }
+
+  /** What RBAC would have to grant, as "verb resource in namespace ns". */
+  get permission(): string {
+    return `${this.verb} ${this.resource}${this.namespace ? ` in namespace ${this.namespace}` : ' (cluster-scoped)'}`;
+  }
+}

@@ -1,0 +1,322 @@
+// The Kubernetes seam: a small interface the response stage calls, and its client-node implementation.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import type { PodRef } from './alert.js';
+import { type Deadline, Slots } from './deadline.js';
+import { KubeError } from './kube-error.js';
+
+export { KubeError } from './kube-error.js';
+
+export interface PodSnapshot {
+  namespace: string;
+  name: string;
+  uid: string;
+  nodeName: string | undefined;
+  labels: Record<string, string>;
+  /** Container ids without the runtime scheme, from container, init and ephemeral statuses. */
+  containerIds: string[];
+  deleting: boolean;
+}
+
+/** done, or the pod is gone (404), or a pod of that name with another UID stands there (409/422 on the precondition). */
+export type MutationResult = 'done' | 'gone' | 'replaced';
+
+export interface EventNote {
+  pod: PodRef;
+  podUid: string | undefined;
+  reason: string;
+  note: string;
+  type: 'Normal' | 'Warning';
+}
+
+export interface Kube {
+  readPod(pod: PodRef, deadline: Deadline): Promise<PodSnapshot | null>;
+  listPodsOnNode(node: string, deadline: Deadline): Promise<PodSnapshot[]>;
+  readNamespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null>;
+  deletePod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
+  ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void>;
+  labelPod(pod: PodRef, uid: string, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
+  createEvent(event: EventNote, deadline: Deadline): Promise<void>;
+}
+
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The service-account token file, re-read when it changes (the kubelet rotates bound tokens) or after a 401. */
+export class TokenFile {
+  private token = '';
+  private mtimeMs = -1;
+  private checkedAt = 0;
+
+  constructor(readonly path: string, private readonly recheckMs = 1000) {}
+
+  get(): string {
+    const now = Date.now();
+    if (this.token === '' || now - this.checkedAt >= this.recheckMs) {
+      this.checkedAt = now;
+      const mtime = statSync(this.path).mtimeMs;
+      if (mtime !== this.mtimeMs || this.token === '') {
+        this.token = readFileSync(this.path, 'utf8').trim();
+        this.mtimeMs = mtime;
+      }
+    }
+    return this.token;
+  }
+
+  invalidate(): void {
+    this.token = '';
+  }
+}
+
+export type ClusterSource =
+  | { kind: 'kubeconfig-file'; path: string; kc: k8s.KubeConfig }
+  | { kind: 'in-cluster'; kc: k8s.KubeConfig; token: TokenFile; namespace: string | undefined }
+  | { kind: 'kubeconfig-env'; path: string; kc: k8s.KubeConfig }
+  | { kind: 'none' };
+
+/** Explicit kubeconfig file first (the CE secret), then in-cluster, then KUBECONFIG; none means dry-run. */
+export function discoverCluster(opts: { kubeconfigFile?: string; serviceAccountPathPrefix: string }, env = process.env): ClusterSource {
+  if (opts.kubeconfigFile) {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(opts.kubeconfigFile);
+    if (!kc.getCurrentCluster()) throw new Error(`KUBECONFIG_FILE ${opts.kubeconfigFile} has no current cluster`);
+    return { kind: 'kubeconfig-file', path: opts.kubeconfigFile, kc };
+  }
+  const saDir = `${opts.serviceAccountPathPrefix}${SA_DIR}`;
+  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(`${saDir}/token`)) {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromCluster(opts.serviceAccountPathPrefix);
+    // Our own token source replaces client-node's (which only re-reads every 60 s and never on a 401).
+    const user = kc.getCurrentUser();
+    if (user) (user as { authProvider?: unknown }).authProvider = undefined;
+    const nsFile = `${saDir}/namespace`;
+    const namespace = existsSync(nsFile) ? readFileSync(nsFile, 'utf8').trim() : undefined;
+    return { kind: 'in-cluster', kc, token: new TokenFile(`${saDir}/token`), namespace };
+  }
+  if (env.KUBECONFIG) {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromDefault();
+    if (!kc.getCurrentCluster()) throw new Error(`KUBECONFIG ${env.KUBECONFIG} has no current cluster`);
+    return { kind: 'kubeconfig-env', path: env.KUBECONFIG, kc };
+  }
+  return { kind: 'none' };
+}
+
+function statusBody(raw: unknown): { message?: string; reason?: string } {
+  if (typeof raw === 'object' && raw !== null) return raw as { message?: string };
+  if (typeof raw === 'string') {
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (typeof parsed === 'object' && parsed !== null) return parsed as { message?: string };
+    } catch {
+      return { message: raw.slice(0, 200) };
+    }
+  }
+  return {};
+}
+
+function headerValue(headers: unknown, name: string): string | undefined {
+  if (!headers || typeof headers !== 'object') return undefined;
+  const v = (headers as Record<string, unknown>)[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+interface Target {
+  verb: string;
+  resource: string;
+  namespace: string | undefined;
+}
+
+/** Turn whatever client-node threw into a KubeError, or an HTTP status the caller handles (404, 409, 422). */
+export function classify(e: unknown, t: Target): KubeError | HandledStatus {
+  if (e instanceof k8s.ApiException) {
+    const code = e.code as number;
+    if (code === 404 || code === 409 || code === 422) return { handledStatus: code };
+    const body = statusBody(e.body);
+    const detail = body.message ?? `HTTP ${code}`;
+    if (code === 403) return new KubeError('forbidden', t.verb, t.resource, t.namespace, `forbidden: the function may not ${t.verb} ${t.resource}${t.namespace ? ` in namespace ${t.namespace}` : ''} (${detail})`, 403);
+    if (code === 401) return new KubeError('unauthorized', t.verb, t.resource, t.namespace, 'the Kubernetes API rejected the function\'s credentials (401 Unauthorized)', 401);
+    if (code === 429) {
+      const retryAfter = Number(headerValue(e.headers, 'retry-after'));
+      return new KubeError('rate-limited', t.verb, t.resource, t.namespace, `the Kubernetes API is throttling requests (429): ${detail}`, 429, Number.isFinite(retryAfter) ? retryAfter : undefined);
+    }
+    if (code >= 500) return new KubeError('unavailable', t.verb, t.resource, t.namespace, `the Kubernetes API failed (${code}): ${detail}`, code);
+    return new KubeError('rejected', t.verb, t.resource, t.namespace, `the Kubernetes API refused ${t.verb} ${t.resource} (${code}): ${detail}`, code);
+  }
+  const err = e as { name?: string; code?: string; type?: string; message?: string };
+  if (err?.name === 'AbortError' || err?.type === 'aborted') {
+    return new KubeError('timeout', t.verb, t.resource, t.namespace, `the Kubernetes API did not answer ${t.verb} ${t.resource} in time`);
+  }
+  if (err?.type === 'system' || (typeof err?.code === 'string' && /^E[A-Z]+/.test(err.code))) {
+    return new KubeError('unavailable', t.verb, t.resource, t.namespace, `the Kubernetes API cannot be reached: ${err.code ?? err.message}`);
+  }
+  return new KubeError('bad-response', t.verb, t.resource, t.namespace, `the Kubernetes API sent an answer that could not be read for ${t.verb} ${t.resource}: ${String(err?.message ?? e).slice(0, 200)}`);
+}
+
+function snapshot(pod: k8s.V1Pod): PodSnapshot {
+  const statuses = [
+    ...(pod.status?.containerStatuses ?? []),
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.ephemeralContainerStatuses ?? []),
+  ];
+  const containerIds = statuses
+    .map((s) => s.containerID ?? '')
+    .map((id) => id.replace(/^[a-z0-9-]+:\/\//, ''))
+    .filter((id) => id !== '');
+  return {
+    namespace: pod.metadata?.namespace ?? '',
+    name: pod.metadata?.name ?? '',
+    uid: pod.metadata?.uid ?? '',
+    nodeName: pod.spec?.nodeName,
+    labels: pod.metadata?.labels ?? {},
+    containerIds,
+    deleting: pod.metadata?.deletionTimestamp !== undefined,
+  };
+}
+
+type HandledStatus = { handledStatus: 404 | 409 | 422 };
+
+function isStatus(r: unknown, code?: number): r is HandledStatus {
+  return typeof r === 'object' && r !== null && 'handledStatus' in r && (code === undefined || (r as HandledStatus).handledStatus === code);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function requestOptions(signal: AbortSignal, token: TokenFile | undefined, extra?: Record<string, string>) {
+  const pre = async (ctx: k8s.RequestContext) => {
+    ctx.setSignal(signal);
+    if (token) ctx.setHeaderParam('Authorization', `Bearer ${token.get()}`);
+    for (const [k, v] of Object.entries(extra ?? {})) ctx.setHeaderParam(k, v);
+    return ctx;
+  };
+  const post = async (rsp: k8s.ResponseContext) => rsp;
+  // The object-parameter API wraps promise middleware at run time, though its typings name the observable kind.
+  return { middleware: [{ pre, post }], middlewareMergeStrategy: 'append' } as unknown as k8s.ConfigurationOptions;
+}
+
+export class ClientNodeKube implements Kube {
+  private readonly core: k8s.CoreV1Api;
+  private readonly net: k8s.NetworkingV1Api;
+  private readonly token: TokenFile | undefined;
+
+  private readonly slots: Slots;
+
+  constructor(source: Exclude<ClusterSource, { kind: 'none' }>, private readonly apiTimeoutMs: number, maxInFlight: number) {
+    this.slots = new Slots(maxInFlight);
+    this.core = source.kc.makeApiClient(k8s.CoreV1Api);
+    this.net = source.kc.makeApiClient(k8s.NetworkingV1Api);
+    this.token = source.kind === 'in-cluster' ? source.token : undefined;
+  }
+
+  /**
+   * One API call: waits for a slot under the in-flight cap, times out per attempt, retries 429 (after
+   * Retry-After), 5xx and connection errors with jittered backoff inside the alert's deadline, and re-reads
+   * the token once after a 401. 404, 409 and 422 come back as values for the caller to interpret.
+   */
+  private async call<T>(t: Target, deadline: Deadline, fn: (opts: ReturnType<typeof requestOptions>) => Promise<T>, headers?: Record<string, string>): Promise<T | HandledStatus> {
+    let reread = false;
+    for (let attempt = 0; ; attempt++) {
+      const release = await this.slots.acquire(deadline, t);
+      const attemptSignal = deadline.attempt(this.apiTimeoutMs);
+      try {
+        return await fn(requestOptions(attemptSignal.signal, this.token, headers));
+      } catch (e) {
+        const c = classify(e, t);
+        if (!(c instanceof KubeError)) return c;
+        if (c.code === 'unauthorized' && this.token && !reread) {
+          reread = true;
+          this.token.invalidate();
+          continue;
+        }
+        if (!c.retryable) throw c;
+        const backoff = c.retryAfterSeconds !== undefined ? c.retryAfterSeconds * 1000 : Math.random() * Math.min(2000, 100 * 2 ** attempt);
+        if (deadline.remaining() <= backoff + 50) throw c;
+        await sleep(backoff);
+      } finally {
+        attemptSignal.done();
+        release();
+      }
+    }
+  }
+
+  async readPod(pod: PodRef, deadline: Deadline): Promise<PodSnapshot | null> {
+    const r = await this.call({ verb: 'get', resource: 'pods', namespace: pod.namespace }, deadline, (o) => this.core.readNamespacedPod(pod, o));
+    if (isStatus(r)) return null;
+    return snapshot(r);
+  }
+
+  async listPodsOnNode(node: string, deadline: Deadline): Promise<PodSnapshot[]> {
+    const r = await this.call({ verb: 'list', resource: 'pods', namespace: undefined }, deadline, (o) =>
+      this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }, o));
+    if (isStatus(r)) return [];
+    return r.items.map(snapshot);
+  }
+
+  async readNamespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+    const r = await this.call({ verb: 'get', resource: 'namespaces', namespace: undefined }, deadline, (o) => this.core.readNamespace({ name: namespace }, o));
+    if (isStatus(r)) return null;
+    return r.metadata?.labels ?? {};
+  }
+
+  async deletePod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
+    const body: k8s.V1DeleteOptions = { preconditions: { uid } };
+    if (gracePeriodSeconds !== undefined) body.gracePeriodSeconds = gracePeriodSeconds;
+    if (dryRun) body.dryRun = ['All'];
+    const r = await this.call({ verb: 'delete', resource: 'pods', namespace: pod.namespace }, deadline, (o) =>
+      this.core.deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, body }, o));
+    if (isStatus(r, 404)) return 'gone';
+    if (isStatus(r, 409)) return 'replaced';
+    if (isStatus(r)) throw new KubeError('rejected', 'delete', 'pods', pod.namespace, `the Kubernetes API refused the deletion (${r.handledStatus})`, r.handledStatus);
+    return 'done';
+  }
+
+  async ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void> {
+    const name = 'falco-pod-delete-quarantine';
+    const t = { verb: 'get', resource: 'networkpolicies', namespace };
+    const existing = await this.call(t, deadline, (o) => this.net.readNamespacedNetworkPolicy({ name, namespace }, o));
+    if (!isStatus(existing, 404)) return;
+    const policy: k8s.V1NetworkPolicy = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'falco-pod-delete' } },
+      spec: { podSelector: { matchLabels: { [label]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
+    };
+    const created = await this.call({ verb: 'create', resource: 'networkpolicies', namespace }, deadline, (o) =>
+      this.net.createNamespacedNetworkPolicy({ namespace, body: policy, dryRun: dryRun ? 'All' : undefined }, o));
+    if (isStatus(created, 422)) throw new KubeError('rejected', 'create', 'networkpolicies', namespace, 'the Kubernetes API refused the quarantine NetworkPolicy (422)', 422);
+  }
+
+  async labelPod(pod: PodRef, uid: string, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
+    const add = hasLabels
+      ? { op: 'add', path: `/metadata/labels/${label.replace(/~/g, '~0').replace(/\//g, '~1')}`, value: 'true' }
+      : { op: 'add', path: '/metadata/labels', value: { [label]: 'true' } };
+    // The test operation makes the patch fail (422) when a pod of that name with another UID stands there.
+    const patch = [{ op: 'test', path: '/metadata/uid', value: uid }, add];
+    const r = await this.call({ verb: 'patch', resource: 'pods', namespace: pod.namespace }, deadline, (o) =>
+      this.core.patchNamespacedPod({ name: pod.name, namespace: pod.namespace, body: patch, dryRun: dryRun ? 'All' : undefined }, o),
+    { 'Content-Type': k8s.PatchStrategy.JsonPatch });
+    if (isStatus(r, 404)) return 'gone';
+    if (isStatus(r, 422) || isStatus(r, 409)) return 'replaced';
+    return 'done';
+  }
+
+  async createEvent(event: EventNote, deadline: Deadline): Promise<void> {
+    const now = new Date();
+    const body: k8s.CoreV1Event = {
+      metadata: { generateName: `${event.pod.name.slice(0, 200)}.falco-`, namespace: event.pod.namespace },
+      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: event.pod.name, namespace: event.pod.namespace, uid: event.podUid },
+      reason: event.reason,
+      message: event.note.slice(0, 1024),
+      type: event.type,
+      source: { component: 'falco-pod-delete' },
+      reportingComponent: 'falco-pod-delete',
+      reportingInstance: process.env.HOSTNAME ?? 'falco-pod-delete',
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    await this.call({ verb: 'create', resource: 'events', namespace: event.pod.namespace }, deadline, (o) =>
+      this.core.createNamespacedEvent({ namespace: event.pod.namespace, body }, o));
+  }
+}

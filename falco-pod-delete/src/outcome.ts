@@ -1,0 +1,73 @@
+// What happened to an alert, and the one place that maps it to an HTTP status.
+import type { PodRef } from './alert.js';
+import { KubeError } from './kube-error.js';
+
+export type DecisionName = 'delete' | 'isolate' | 'log' | 'skip' | 'reject';
+
+export type Result =
+  | 'deleted'
+  | 'isolated'
+  | 'logged'
+  | 'dry-run'
+  | 'already gone'
+  | 'replaced'
+  | 'skipped'
+  | 'duplicate'
+  | 'rate-limited'
+  | 'rejected'
+  | 'failed';
+
+export interface Outcome {
+  decision: DecisionName;
+  result: Result;
+  /** Machine-readable reason: a decline code, a Kubernetes error code, or the action's name. */
+  code: string;
+  reason: string;
+  pod?: PodRef;
+  /** For rejected input: the 4xx to answer with. */
+  rejectStatus?: 400 | 401 | 413 | 415;
+  error?: { code: string; permission?: string; apiStatus?: number };
+  retryAfterSeconds?: number;
+  /** For a duplicate: the outcome of the alert it was coalesced into. */
+  first?: { result: Result; reason: string };
+}
+
+export function failed(decision: DecisionName, e: unknown, pod?: PodRef): Outcome {
+  if (e instanceof KubeError) {
+    return {
+      decision,
+      result: 'failed',
+      code: e.code,
+      reason: e.message,
+      pod,
+      error: { code: e.code, permission: e.code === 'forbidden' ? e.permission : undefined, apiStatus: e.status },
+      retryAfterSeconds: e.retryAfterSeconds,
+    };
+  }
+  return { decision, result: 'failed', code: 'internal', reason: `internal error: ${(e as Error)?.message ?? String(e)}`, pod };
+}
+
+const KUBE_STATUS: Record<string, number> = {
+  forbidden: 403, // passed through so the caller's log shows the RBAC problem for what it is
+  unauthorized: 502,
+  'rate-limited': 503,
+  unavailable: 503,
+  timeout: 504,
+  'bad-response': 502,
+  rejected: 502,
+};
+
+export function httpStatus(o: Outcome): number {
+  switch (o.result) {
+    case 'rejected':
+      return o.rejectStatus ?? 400;
+    case 'rate-limited':
+      return 429;
+    case 'failed':
+      return KUBE_STATUS[o.code] ?? 500;
+    case 'duplicate':
+      return o.first && (o.first.result === 'failed' || o.first.result === 'rate-limited') ? 503 : 200;
+    default:
+      return 200;
+  }
+}

@@ -1,0 +1,152 @@
+// The response policy: ordered entries, first match wins, no match means no action.
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import YAML from 'yaml';
+import { type Alert, type PodRef, PRIORITIES, type Priority, field, normalizePriority, priorityRank } from './alert.js';
+
+export type ActionKind = 'delete' | 'isolate' | 'log';
+
+export interface PolicyEntry {
+  name: string;
+  match: {
+    rules?: string[];
+    priority?: string;
+    tags?: string[];
+    source?: string[];
+    namespaces?: string[];
+    fields?: Record<string, string | number | boolean>;
+    notFields?: Record<string, string | number | boolean>;
+  };
+  action: ActionKind;
+  gracePeriodSeconds?: number;
+}
+
+export interface Policy {
+  entries: PolicyEntry[];
+}
+
+export class PolicyError extends Error {
+  constructor(readonly problems: string[], origin: string) {
+    super(`invalid policy (${origin}): ${problems.join('; ')}`);
+    this.name = 'PolicyError';
+  }
+}
+
+const stringList = { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } };
+const fieldMap = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } };
+
+export const POLICY_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['entries'],
+  properties: {
+    entries: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'match', 'action'],
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          action: { enum: ['delete', 'isolate', 'log'] },
+          gracePeriodSeconds: { type: 'integer', minimum: 0, maximum: 86400 },
+          match: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              rules: stringList,
+              priority: { type: 'string', minLength: 1 },
+              tags: stringList,
+              source: stringList,
+              namespaces: stringList,
+              fields: fieldMap,
+              notFields: fieldMap,
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export const DEFAULT_POLICY: Policy = {
+  entries: [{ name: 'terminal-shell', match: { rules: ['Terminal shell in container'] }, action: 'delete' }],
+};
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validate = ajv.compile(POLICY_SCHEMA);
+
+function describe(e: ErrorObject): string {
+  const where = e.instancePath === '' ? '/' : e.instancePath;
+  if (e.keyword === 'additionalProperties') return `${where}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  if (e.keyword === 'enum') return `${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+  return `${where}: ${e.message ?? 'is invalid'}`;
+}
+
+export function parsePolicy(text: string, origin: string): Policy {
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text); // YAML is a superset of JSON, so both formats load here
+  } catch (e) {
+    throw new PolicyError([`not YAML or JSON: ${(e as Error).message.split('\n')[0]}`], origin);
+  }
+  if (!validate(doc)) throw new PolicyError((validate.errors ?? []).map(describe), origin);
+  const policy = doc as Policy;
+  const problems: string[] = [];
+  policy.entries.forEach((entry, i) => {
+    if (entry.match.priority !== undefined && !normalizePriority(entry.match.priority)) {
+      problems.push(`/entries/${i}/match/priority: must be one of ${PRIORITIES.join(', ')}`);
+    }
+  });
+  if (problems.length > 0) throw new PolicyError(problems, origin);
+  return policy;
+}
+
+export function loadPolicy(opts: { policy?: string; policyFile?: string }): Policy {
+  if (opts.policy && opts.policyFile) throw new PolicyError(['set POLICY or POLICY_FILE, not both'], 'environment');
+  if (opts.policy) return parsePolicy(opts.policy, 'POLICY');
+  if (opts.policyFile) {
+    let text: string;
+    try {
+      text = readFileSync(opts.policyFile, 'utf8');
+    } catch (e) {
+      throw new PolicyError([`cannot read ${opts.policyFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`], 'POLICY_FILE');
+    }
+    return parsePolicy(text, `POLICY_FILE ${opts.policyFile}`);
+  }
+  return DEFAULT_POLICY;
+}
+
+const globCache = new Map<string, RegExp>();
+
+export function globMatch(pattern: string, value: string): boolean {
+  let re = globCache.get(pattern);
+  if (!re) {
+    const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    re = new RegExp(`^${body}$`, 's');
+    globCache.set(pattern, re);
+  }
+  return re.test(value);
+}
+
+function fieldEquals(alert: Alert, name: string, expected: string | number | boolean): boolean {
+  const v = field(alert, name);
+  return v !== undefined && String(v) === String(expected);
+}
+
+export function entryMatches(entry: PolicyEntry, alert: Alert, pod: PodRef | undefined): boolean {
+  const m = entry.match;
+  if (m.rules && !m.rules.some((p) => globMatch(p, alert.rule))) return false;
+  if (m.priority && priorityRank(alert.priority) < priorityRank(normalizePriority(m.priority) as Priority)) return false;
+  if (m.tags && !m.tags.every((t) => alert.tags.includes(t))) return false;
+  if (m.source && !(alert.source !== undefined && m.source.includes(alert.source))) return false;
+  if (m.namespaces && !(pod && m.namespaces.some((p) => globMatch(p, pod.namespace)))) return false;
+  if (m.fields && !Object.entries(m.fields).every(([k, v]) => fieldEquals(alert, k, v))) return false;
+  if (m.notFields && Object.entries(m.notFields).some(([k, v]) => fieldEquals(alert, k, v))) return false;
+  return true;
+}
+
+export function matchPolicy(policy: Policy, alert: Alert, pod: PodRef | undefined): { entry: PolicyEntry; index: number } | undefined {
+  const index = policy.entries.findIndex((e) => entryMatches(e, alert, pod));
+  return index < 0 ? undefined : { entry: policy.entries[index], index };
+}

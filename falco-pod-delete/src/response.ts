@@ -1,0 +1,167 @@
+// The action stage: turns a decision into Kubernetes calls (verify, then act) and returns the outcome.
+import type { Alert, PodRef } from './alert.js';
+import { ActionLimiter, Coalescer } from './bounds.js';
+import type { Deadline } from './deadline.js';
+import { type Decision, type Guards, decide } from './decision.js';
+import type { Kube, PodSnapshot } from './kube.js';
+import { type Outcome, failed } from './outcome.js';
+import type { ActionKind, Policy } from './policy.js';
+
+export interface ResponseSettings {
+  dryRun: boolean;
+  gracePeriodSeconds: number | undefined;
+  optOutLabel: string;
+  quarantineLabel: string;
+  recordEvents: boolean;
+  coalesceWindowMs: number;
+  actionLimit: number;
+  actionWindowMs: number;
+}
+
+type Act = Extract<Decision, { kind: 'act' }>;
+
+const DONE: Record<ActionKind, Outcome['result']> = { delete: 'deleted', isolate: 'isolated', log: 'logged' };
+
+/** Outcomes worth remembering for the coalescing window: a failure lets the next alert try again. */
+const SETTLED = new Set<Outcome['result']>(['deleted', 'isolated', 'dry-run', 'already gone', 'replaced', 'skipped']);
+
+export class Responder {
+  readonly limiter: ActionLimiter;
+  readonly coalescer: Coalescer<Outcome>;
+
+  constructor(
+    private readonly kube: Kube | null,
+    private readonly settings: ResponseSettings,
+    private readonly policy: Policy,
+    private readonly guards: Guards,
+    private readonly warn: (msg: string, extra: object) => void,
+  ) {
+    this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs);
+    this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, (o) => SETTLED.has(o.result));
+  }
+
+  async respond(alert: Alert, decision: Decision, deadline: Deadline): Promise<Outcome> {
+    switch (decision.kind) {
+      case 'reject':
+        return { decision: 'reject', result: 'rejected', code: decision.code, reason: decision.reason };
+      case 'decline':
+        if (decision.refused && decision.pod) await this.recordEvent(alert, decision.pod, undefined, 'FalcoResponseRefused', `refused to ${decision.refused}: ${decision.reason}`, deadline);
+        return { decision: 'skip', result: 'skipped', code: decision.code, reason: decision.reason, pod: decision.pod };
+      case 'lookup':
+        return this.lookup(alert, decision, deadline);
+      case 'act':
+        return this.coalesced(alert, decision, deadline);
+    }
+  }
+
+  private async lookup(alert: Alert, d: Extract<Decision, { kind: 'lookup' }>, deadline: Deadline): Promise<Outcome> {
+    const skip = (code: string, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
+    if (!this.kube) return skip('no-cluster', `would look for container ${d.containerId} among the pods on node ${d.node}, but no cluster is configured`);
+    let pods: PodSnapshot[];
+    try {
+      pods = await this.kube.listPodsOnNode(d.node, deadline);
+    } catch (e) {
+      return failed('skip', e);
+    }
+    const matches = pods.filter((p) => p.containerIds.some((id) => id.startsWith(d.containerId)));
+    if (matches.length === 0) return skip('no-pod', `no pod on node ${d.node} runs container ${d.containerId}`);
+    if (matches.length > 1) return skip('ambiguous', `${matches.length} pods on node ${d.node} run a container whose id starts with ${d.containerId}`);
+    const pod = { namespace: matches[0].namespace, name: matches[0].name };
+    const second = decide(alert, this.policy, this.guards, Date.now(), pod);
+    if (second.kind === 'lookup') return skip('ambiguous', 'pod lookup did not settle');
+    return this.respond(alert, second, deadline);
+  }
+
+  private async coalesced(alert: Alert, d: Act, deadline: Deadline): Promise<Outcome> {
+    const key = `${d.action}:${d.pod.namespace}/${d.pod.name}`;
+    const { promise, first } = this.coalescer.run(key, () => this.act(alert, d, deadline));
+    const outcome = await promise;
+    if (first) return outcome;
+    return {
+      decision: outcome.decision,
+      result: 'duplicate',
+      code: 'duplicate',
+      reason: `coalesced with an earlier alert for ${d.pod.namespace}/${d.pod.name}: ${outcome.result}`,
+      pod: d.pod,
+      first: { result: outcome.result, reason: outcome.reason },
+    };
+  }
+
+  private async act(alert: Alert, d: Act, deadline: Deadline): Promise<Outcome> {
+    const decision = d.action;
+    const base = { decision, pod: d.pod } as const;
+    if (decision === 'log') return { ...base, result: 'logged', code: 'log', reason: `policy entry "${d.entry}": record only` };
+    if (!this.kube) {
+      return { ...base, result: 'dry-run', code: 'no-cluster', reason: `dry-run (no cluster configured): would ${decision} ${d.pod.namespace}/${d.pod.name} (policy entry "${d.entry}")` };
+    }
+    try {
+      const pod = await this.kube.readPod(d.pod, deadline);
+      if (!pod) return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist` };
+      const refusal = await this.verify(d, pod, deadline);
+      if (refusal) {
+        await this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${decision}: ${refusal.reason}`, deadline);
+        return { ...base, result: 'skipped', ...refusal };
+      }
+      if (!this.limiter.tryTake()) {
+        const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s`;
+        await this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${decision === 'delete' ? 'deleted' : 'isolated'}: ${reason}`, deadline);
+        return { ...base, result: 'rate-limited', code: 'rate-limited', reason };
+      }
+      const result = decision === 'delete'
+        ? await this.kube.deletePod(d.pod, pod.uid, d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, this.settings.dryRun, deadline)
+        : await this.isolate(d.pod, pod, deadline);
+      if (result === 'gone') {
+        this.limiter.giveBack();
+        return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${decision}` };
+      }
+      if (result === 'replaced') {
+        this.limiter.giveBack();
+        return { ...base, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${decision === 'delete' ? 'deleted' : 'isolated'}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
+      }
+      const verb = decision === 'delete' ? 'deleted' : 'isolated';
+      const outcome: Outcome = this.settings.dryRun
+        ? { ...base, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${verb} ${d.pod.namespace}/${d.pod.name} (server-side dry run passed)` }
+        : { ...base, result: DONE[decision], code: decision, reason: `${verb} by policy entry "${d.entry}"` };
+      await this.recordEvent(alert, d.pod, pod.uid, this.settings.dryRun ? 'FalcoResponseDryRun' : decision === 'delete' ? 'FalcoResponseDeleted' : 'FalcoResponseIsolated', outcome.reason, deadline);
+      return outcome;
+    } catch (e) {
+      return failed(decision, e, d.pod);
+    }
+  }
+
+  /** Checks against the live pod: UID, container, opt-out labels. A refusal means: do not act. */
+  private async verify(d: Act, pod: PodSnapshot, deadline: Deadline): Promise<{ code: string; reason: string } | undefined> {
+    if (d.podUid && d.podUid !== pod.uid) {
+      return { code: 'uid-mismatch', reason: `the alert's k8s.pod.uid ${d.podUid} is not the uid of ${pod.namespace}/${pod.name} (${pod.uid}): stale or forged alert` };
+    }
+    if (d.containerId && !pod.containerIds.some((id) => id.startsWith(d.containerId as string))) {
+      return { code: 'container-mismatch', reason: `container ${d.containerId} does not belong to ${pod.namespace}/${pod.name}: stale or forged alert` };
+    }
+    if (pod.deleting) return { code: 'terminating', reason: `${pod.namespace}/${pod.name} is already being deleted` };
+    if (pod.labels[this.settings.optOutLabel] === 'true') {
+      return { code: 'opt-out', reason: `pod carries the opt-out label ${this.settings.optOutLabel}=true` };
+    }
+    const nsLabels = await this.kube?.readNamespaceLabels(pod.namespace, deadline);
+    if (nsLabels && nsLabels[this.settings.optOutLabel] === 'true') {
+      return { code: 'opt-out', reason: `namespace ${pod.namespace} carries the opt-out label ${this.settings.optOutLabel}=true` };
+    }
+    return undefined;
+  }
+
+  private async isolate(ref: PodRef, pod: PodSnapshot, deadline: Deadline) {
+    const kube = this.kube as Kube;
+    await kube.ensureQuarantinePolicy(ref.namespace, this.settings.quarantineLabel, this.settings.dryRun, deadline);
+    return kube.labelPod(ref, pod.uid, this.settings.quarantineLabel, Object.keys(pod.labels).length > 0, this.settings.dryRun, deadline);
+  }
+
+  /** Best effort: an Event that cannot be written is logged, and never changes the outcome. */
+  private async recordEvent(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string, deadline: Deadline): Promise<void> {
+    if (!this.kube || !this.settings.recordEvents) return;
+    const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
+    try {
+      await this.kube.createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline);
+    } catch (e) {
+      this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, error: (e as Error).message });
+    }
+  }
+}

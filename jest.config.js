@@ -1,0 +1,11 @@
+// Unit tests beside the handler (they also run inside the image build) and integration tests in test/.
+export default {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/falco-pod-delete/test', '<rootDir>/test'],
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'es6' } }],
+  },
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  testTimeout: 30000,
+};
