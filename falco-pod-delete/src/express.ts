@@ -6,7 +6,14 @@ function send(res: Response, answer: Answer): void {
   res.status(answer.status).set(answer.headers).json(answer.body);
 }
 
-export function expressAdapter(fn: FalcoResponse): { handle: RequestHandler; onError: ErrorRequestHandler } {
+export interface HttpFunction {
+  default: RequestHandler;
+  onError: ErrorRequestHandler;
+  close: () => Promise<void>;
+}
+
+/** The shape the node18-ts-middleware template loads: a default middleware, an error middleware, a close hook. */
+export function httpFunction(fn: FalcoResponse): HttpFunction {
   const handle: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') {
       res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });
@@ -23,5 +30,8 @@ export function expressAdapter(fn: FalcoResponse): { handle: RequestHandler; onE
     fn.logger.error({ err }, 'unexpected error in the HTTP adapter');
     res.status(500).json({ error: 'internal error' });
   };
-  return { handle, onError };
+  const close = async () => {
+    fn.logger.flush();
+  };
+  return { default: handle, onError, close };
 }

@@ -1,5 +1,6 @@
 // The Kubernetes seam: a small interface the response stage calls, and its client-node implementation.
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import type { PodRef } from './alert.js';
 import { type Deadline, Slots } from './deadline.js';
@@ -83,11 +84,12 @@ export function discoverCluster(opts: { kubeconfigFile?: string; serviceAccountP
   }
   const saDir = `${opts.serviceAccountPathPrefix}${SA_DIR}`;
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(`${saDir}/token`)) {
+    // Built from the given env (loadFromCluster reads process.env); the token comes from our TokenFile, which
+    // re-reads a rotated file within a second and after a 401 (client-node's own re-reads only every 60 s).
+    const host = env.KUBERNETES_SERVICE_HOST;
+    const server = `https://${isIPv6(host) ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT}`;
     const kc = new k8s.KubeConfig();
-    kc.loadFromCluster(opts.serviceAccountPathPrefix);
-    // Our own token source replaces client-node's (which only re-reads every 60 s and never on a 401).
-    const user = kc.getCurrentUser();
-    if (user) (user as { authProvider?: unknown }).authProvider = undefined;
+    kc.loadFromClusterAndUser({ name: 'inCluster', server, caFile: `${saDir}/ca.crt`, skipTLSVerify: false }, { name: 'inClusterUser' });
     const nsFile = `${saDir}/namespace`;
     const namespace = existsSync(nsFile) ? readFileSync(nsFile, 'utf8').trim() : undefined;
     return { kind: 'in-cluster', kc, token: new TokenFile(`${saDir}/token`), namespace };
@@ -126,6 +128,8 @@ interface Target {
   namespace: string | undefined;
 }
 
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE', 'ECONNABORTED']);
+
 /** Turn whatever client-node threw into a KubeError, or an HTTP status the caller handles (404, 409, 422). */
 export function classify(e: unknown, t: Target): KubeError | HandledStatus {
   if (e instanceof k8s.ApiException) {
@@ -146,13 +150,14 @@ export function classify(e: unknown, t: Target): KubeError | HandledStatus {
   if (err?.name === 'AbortError' || err?.type === 'aborted') {
     return new KubeError('timeout', t.verb, t.resource, t.namespace, `the Kubernetes API did not answer ${t.verb} ${t.resource} in time`);
   }
-  if (err?.type === 'system' || (typeof err?.code === 'string' && /^E[A-Z]+/.test(err.code))) {
+  if (err?.type === 'system' || (typeof err?.code === 'string' && NETWORK_ERRORS.has(err.code))) {
     return new KubeError('unavailable', t.verb, t.resource, t.namespace, `the Kubernetes API cannot be reached: ${err.code ?? err.message}`);
   }
   return new KubeError('bad-response', t.verb, t.resource, t.namespace, `the Kubernetes API sent an answer that could not be read for ${t.verb} ${t.resource}: ${String(err?.message ?? e).slice(0, 200)}`);
 }
 
 function snapshot(pod: k8s.V1Pod): PodSnapshot {
+  if (typeof pod !== 'object' || pod === null) return { namespace: '', name: '', uid: '', nodeName: undefined, labels: {}, containerIds: [], deleting: false };
   const statuses = [
     ...(pod.status?.containerStatuses ?? []),
     ...(pod.status?.initContainerStatuses ?? []),
@@ -183,15 +188,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function requestOptions(signal: AbortSignal, token: TokenFile | undefined, extra?: Record<string, string>) {
-  const pre = async (ctx: k8s.RequestContext) => {
+/** client-node's object API takes its observable middleware; this is the minimal form it consumes (toPromise). */
+function observable<T>(value: T) {
+  const promise = Promise.resolve(value);
+  return { promise, toPromise: () => promise, pipe: <U>(f: (v: T) => U) => observable(promise.then(f)) };
+}
+
+function requestOptions(signal: AbortSignal, token: TokenFile | undefined, extra?: Record<string, string>): k8s.ConfigurationOptions {
+  const pre = (ctx: k8s.RequestContext) => {
     ctx.setSignal(signal);
     if (token) ctx.setHeaderParam('Authorization', `Bearer ${token.get()}`);
     for (const [k, v] of Object.entries(extra ?? {})) ctx.setHeaderParam(k, v);
-    return ctx;
+    return observable(ctx);
   };
-  const post = async (rsp: k8s.ResponseContext) => rsp;
-  // The object-parameter API wraps promise middleware at run time, though its typings name the observable kind.
+  const post = (rsp: k8s.ResponseContext) => observable(rsp);
   return { middleware: [{ pre, post }], middlewareMergeStrategy: 'append' } as unknown as k8s.ConfigurationOptions;
 }
 
@@ -243,14 +253,20 @@ export class ClientNodeKube implements Kube {
   async readPod(pod: PodRef, deadline: Deadline): Promise<PodSnapshot | null> {
     const r = await this.call({ verb: 'get', resource: 'pods', namespace: pod.namespace }, deadline, (o) => this.core.readNamespacedPod(pod, o));
     if (isStatus(r)) return null;
-    return snapshot(r);
+    const snap = snapshot(r);
+    // Never act on an answer that is not the pod asked for (a proxy's HTML page, a truncated body).
+    if (snap.uid === '' || snap.name !== pod.name || snap.namespace !== pod.namespace) {
+      throw new KubeError('bad-response', 'get', 'pods', pod.namespace, `the Kubernetes API answered get pods ${pod.namespace}/${pod.name} with something that is not that pod`);
+    }
+    return snap;
   }
 
   async listPodsOnNode(node: string, deadline: Deadline): Promise<PodSnapshot[]> {
     const r = await this.call({ verb: 'list', resource: 'pods', namespace: undefined }, deadline, (o) =>
       this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }, o));
     if (isStatus(r)) return [];
-    return r.items.map(snapshot);
+    if (!Array.isArray(r?.items)) throw new KubeError('bad-response', 'list', 'pods', undefined, 'the Kubernetes API answered list pods with something that is not a PodList');
+    return r.items.map(snapshot).filter((p) => p.uid !== '' && p.name !== '' && p.namespace !== '');
   }
 
   async readNamespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {

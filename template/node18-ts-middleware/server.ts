@@ -42,7 +42,7 @@ export function createApp(fn: FunctionModule, opts: ServerOptions): express.Expr
   app.get(['/_/health', '/_/ready'], (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.use(express.json({ limit: opts.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(express.json({ limit: opts.bodyLimit, strict: false, type: ['application/json', 'application/*+json'] }));
   app.use(express.text({ limit: opts.bodyLimit, type: 'text/*' }));
   app.use(fn.default);
   app.use(fn.onError ?? defaultOnError);
