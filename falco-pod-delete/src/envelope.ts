@@ -37,6 +37,9 @@ function fromCloudEvent(headers: Headers, body: unknown): Unwrapped {
     const detail = Array.isArray(errors) && errors.length > 0 ? JSON.stringify(errors).slice(0, 300) : (e as Error).message;
     return { ok: false, kind: 'cloudevent', status: 400, reason: `malformed CloudEvent: ${detail}` };
   }
+  if (event.specversion !== '1.0') {
+    return { ok: false, kind: 'cloudevent', status: 400, reason: `unsupported CloudEvents specversion "${String(event.specversion)}": 1.0 is supported` };
+  }
   if (event.type !== FALCO_EVENT_TYPE) {
     return { ok: false, kind: 'cloudevent', status: 400, reason: `CloudEvent type "${event.type}" is not ${FALCO_EVENT_TYPE}: not a Falco alert` };
   }

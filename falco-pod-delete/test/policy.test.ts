@@ -1,0 +1,75 @@
+import { parseAlert } from '../src/alert.js';
+import { DEFAULT_POLICY, PolicyError, globMatch, loadPolicy, matchPolicy, parsePolicy } from '../src/policy.js';
+
+const alert = (over: Record<string, unknown> = {}, fields: Record<string, unknown> = {}) =>
+  parseAlert({ output: 'o', priority: 'Warning', rule: 'Write below etc', source: 'syscall', time: '2026-01-01T00:00:00Z', tags: ['filesystem', 'mitre_persistence'], ...over, output_fields: { 'container.image.repository': 'nginx', ...fields } });
+const pod = { namespace: 'team-a', name: 'web' };
+
+describe('policy matching', () => {
+  const policy = parsePolicy(`
+entries:
+  - name: miners
+    match: { rules: ["Detect crypto miners*"] }
+    action: delete
+  - name: etc-in-prod
+    match: { rules: ["Write below *"], priority: warning, tags: [filesystem], source: [syscall], namespaces: ["team-*"], notFields: { "container.image.repository": "debug-tools" } }
+    action: isolate
+  - name: everything-else
+    match: { priority: notice }
+    action: log
+`, 'test');
+
+  it('takes the first matching entry', () => {
+    expect(matchPolicy(policy, alert(), pod)?.entry.name).toBe('etc-in-prod');
+    expect(matchPolicy(policy, alert({ rule: 'Detect crypto miners using the Stratum protocol' }), pod)?.entry.name).toBe('miners');
+  });
+
+  it('compares priorities in Falco order (a minimum)', () => {
+    expect(matchPolicy(policy, alert({ priority: 'Notice' }), pod)?.entry.name).toBe('everything-else');
+    expect(matchPolicy(policy, alert({ priority: 'Emergency' }), pod)?.entry.name).toBe('etc-in-prod');
+    expect(matchPolicy(policy, alert({ priority: 'Debug' }), pod)).toBeUndefined();
+  });
+
+  it('checks namespaces, tags, source and fields', () => {
+    expect(matchPolicy(policy, alert(), { namespace: 'prod', name: 'web' })?.entry.name).toBe('everything-else');
+    expect(matchPolicy(policy, alert({ tags: ['other'] }), pod)?.entry.name).toBe('everything-else');
+    expect(matchPolicy(policy, alert({ source: 'k8s_audit' }), pod)?.entry.name).toBe('everything-else');
+    expect(matchPolicy(policy, alert({}, { 'container.image.repository': 'debug-tools' }), pod)?.entry.name).toBe('everything-else');
+  });
+
+  it('globs match whole names, with * and ? only', () => {
+    expect(globMatch('Terminal shell in container', 'Terminal shell in container')).toBe(true);
+    expect(globMatch('Terminal*', 'Terminal shell in container')).toBe(true);
+    expect(globMatch('Terminal', 'Terminal shell in container')).toBe(false);
+    expect(globMatch('a.b', 'axb')).toBe(false);
+    expect(globMatch('team-?', 'team-a')).toBe(true);
+  });
+
+  it('has a default that deletes for Terminal shell in container only', () => {
+    expect(DEFAULT_POLICY.entries).toEqual([{ name: 'terminal-shell', match: { rules: ['Terminal shell in container'] }, action: 'delete' }]);
+    expect(matchPolicy(DEFAULT_POLICY, alert(), pod)).toBeUndefined();
+  });
+});
+
+describe('policy validation', () => {
+  it.each([
+    ['entries: [{name: x, match: {}, action: kill}]', '/entries/0/action: must be one of delete, isolate, log'],
+    ['entries: [{name: x, match: {rule: [a]}, action: delete}]', '/entries/0/match: unknown field "rule"'],
+    ['entries: [{name: x, match: {priority: urgent}, action: delete}]', '/entries/0/match/priority: must be one of'],
+    ['entries: [{name: x, match: {}, action: delete, gracePeriodSeconds: -1}]', '/entries/0/gracePeriodSeconds'],
+    ['rules: []', 'must have required property \'entries\''],
+    ['entries: [', 'not YAML or JSON'],
+  ])('refuses %s naming the bad field', (text, message) => {
+    expect(() => parsePolicy(text, 'POLICY')).toThrow(PolicyError);
+    expect(() => parsePolicy(text, 'POLICY')).toThrow(message);
+  });
+
+  it('accepts JSON as well as YAML', () => {
+    expect(parsePolicy('{"entries":[{"name":"a","match":{},"action":"log"}]}', 'POLICY').entries[0].action).toBe('log');
+  });
+
+  it('refuses both POLICY and POLICY_FILE, and an unreadable file', () => {
+    expect(() => loadPolicy({ policy: 'entries: []', policyFile: '/x' })).toThrow(/not both/);
+    expect(() => loadPolicy({ policyFile: '/nonexistent/policy.yaml' })).toThrow(/cannot read \/nonexistent\/policy.yaml: ENOENT/);
+  });
+});
