@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# OpenFaaS Community Edition runs functions as openfaas-fn:default (the serviceaccount annotation is Pro only).
+# This makes a kubeconfig for the least-privilege falco-pod-delete ServiceAccount (rbac.yaml) and stores it as an
+# OpenFaaS secret that the function reads through KUBECONFIG_FILE.
+#
+#   scripts/make-kubeconfig.sh [--duration 8760h] [--out FILE] [--no-secret]
+#
+# Without --duration it uses a long-lived ServiceAccount token Secret (revoke it by deleting that Secret);
+# with --duration it uses a bound token from `kubectl create token` (re-run the script before it expires).
+set -euo pipefail
+ns=openfaas-fn
+sa=falco-pod-delete
+secret_name=falco-pod-delete-kubeconfig
+duration=""
+out=""
+create_secret=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --no-secret) create_secret=0; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+kubectl get serviceaccount "$sa" -n "$ns" >/dev/null || { echo "apply rbac.yaml first: kubectl apply -f rbac.yaml" >&2; exit 1; }
+
+if [ -n "$duration" ]; then
+  token=$(kubectl create token "$sa" -n "$ns" --duration "$duration")
+else
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Secret
+metadata:
+  name: ${sa}-token
+  namespace: ${ns}
+  annotations:
+    kubernetes.io/service-account.name: ${sa}
+type: kubernetes.io/service-account-token
+YAML
+  for _ in $(seq 1 30); do
+    token=$(kubectl get secret "${sa}-token" -n "$ns" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d || true)
+    [ -n "${token:-}" ] && break
+    sleep 1
+  done
+  [ -n "${token:-}" ] || { echo "the token controller did not fill ${sa}-token" >&2; exit 1; }
+fi
+
+ca=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+if [ -z "$ca" ]; then
+  ca=$(kubectl get configmap kube-root-ca.crt -n "$ns" -o jsonpath='{.data.ca\.crt}' | base64 | tr -d '\n')
+fi
+
+file=${out:-$(mktemp)}
+cat >"$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+  - name: in-cluster
+    cluster:
+      # The function runs inside the cluster: the API server's Service name.
+      server: https://kubernetes.default.svc
+      certificate-authority-data: ${ca}
+users:
+  - name: ${sa}
+    user:
+      token: ${token}
+contexts:
+  - name: ${sa}
+    context: { cluster: in-cluster, user: ${sa}, namespace: ${ns} }
+current-context: ${sa}
+KUBECONFIG
+chmod 600 "$file"
+
+if [ "$create_secret" = 1 ]; then
+  faas-cli secret create "$secret_name" --from-file "$file" || faas-cli secret update "$secret_name" --from-file "$file"
+  echo "stored as OpenFaaS secret $secret_name; in stack.yml set KUBECONFIG_FILE=/var/openfaas/secrets/$secret_name and list the secret"
+  [ -z "$out" ] && rm -f "$file"
+else
+  echo "kubeconfig written to $file"
+fi

@@ -1,0 +1,107 @@
+// stack.yml, template.yml, the Dockerfile and rbac.yaml agree with each other and with the code.
+import { existsSync, readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { OPTIONS } from '../falco-pod-delete/src/config.js';
+import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { fixture, startFunction, withFields } from './support/harness.js';
+
+const read = (p: string) => readFileSync(p, 'utf8');
+const rbac = YAML.parseAllDocuments(read('rbac.yaml')).map((d) => d.toJS() as Record<string, any>);
+const stack = YAML.parse(read('stack.yml')) as { functions: Record<string, Record<string, any>> };
+const fnSpec = stack.functions['falco-pod-delete'];
+const WATCHDOG_ENV = new Set(['exec_timeout', 'read_timeout', 'write_timeout']);
+
+describe('stack.yml and the template', () => {
+  const lang = fnSpec.lang as string;
+  const template = YAML.parse(read(`template/${lang}/template.yml`)) as Record<string, string>;
+  const dockerfile = read(`template/${lang}/Dockerfile`);
+
+  it('names a template this repository ships, and a handler folder with handler.ts', () => {
+    expect(template.language).toBe(lang);
+    expect(fnSpec.handler).toBe('./falco-pod-delete');
+    expect(existsSync('falco-pod-delete/handler.ts')).toBe(true);
+    expect(existsSync(`template/${lang}/function/handler.ts`)).toBe(true);
+  });
+
+  it('runs the same fprocess in template.yml and the Dockerfile, with the of-watchdog in http mode', () => {
+    expect(dockerfile).toContain(`ENV fprocess="${template.fprocess}"`);
+    expect(dockerfile).toMatch(/ENV mode="http"/);
+    expect(dockerfile).toMatch(/ENV upstream_url="http:\/\/127\.0\.0\.1:3000"/);
+    expect(dockerfile).toMatch(/ARG NODE_VERSION=18/);
+    expect(dockerfile).toMatch(/FROM .*ghcr\.io\/openfaas\/of-watchdog:/);
+    expect(dockerfile).toMatch(/^USER app$/m);
+    expect(dockerfile).toMatch(/ENV prefix_logs="false"/);
+  });
+
+  it('runs as the ServiceAccount that rbac.yaml defines', () => {
+    const sa = rbac.find((o) => o.kind === 'ServiceAccount');
+    expect(fnSpec.annotations['com.openfaas.serviceaccount']).toBe(sa?.metadata.name);
+    expect(sa?.metadata.namespace).toBe('openfaas-fn');
+  });
+
+  it('configures only variables the function reads, each with a valid value', () => {
+    const known = new Set(OPTIONS.map((o) => o.env));
+    for (const key of Object.keys(fnSpec.environment)) expect(WATCHDOG_ENV.has(key) || known.has(key)).toBe(true);
+    const env = Object.fromEntries(Object.entries(fnSpec.environment).map(([k, v]) => [k, String(v)]));
+    expect(() => OPTIONS.forEach((o) => env[o.env] !== undefined && o.parse(env[o.env], o.env))).not.toThrow();
+  });
+
+  it('gives the watchdog more time than the alert deadline', () => {
+    const seconds = (v: string) => Number(v.replace(/s$/, ''));
+    expect(seconds(fnSpec.environment.write_timeout) * 1000).toBeGreaterThan(Number(fnSpec.environment.ALERT_DEADLINE_MS));
+  });
+});
+
+describe('rbac.yaml', () => {
+  it('is a ServiceAccount, a ClusterRole and a ClusterRoleBinding joining them', () => {
+    expect(rbac.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding']);
+    const [sa, role, binding] = rbac;
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
+  });
+
+  it('grants exactly the verbs the code calls, no more and no fewer', async () => {
+    const granted = new Set<string>();
+    for (const rule of rbac[1].rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
+      for (const g of rule.apiGroups) for (const r of rule.resources) for (const v of rule.verbs) granted.add(`${v} ${g}/${r}`);
+    }
+    const api = await new FakeApiServer('t').start();
+    const called = new Set<string>();
+    try {
+      const container = 'ee97d9c4186f' + 'f'.repeat(52);
+      for (const [policy, extra] of [['delete', {}], ['isolate', {}], ['delete', { 'k8s.pod.name': null, 'k8s.ns.name': null }]] as const) {
+        api.requests.length = 0;
+        api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [container], nodeName: 'falco-xczjd' });
+        const fn = await startFunction(inClusterEnv(api, stageServiceAccount('t').prefix, { POLICY: `entries: [{name: p, match: {}, action: ${policy}}]` }));
+        const r = await fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), extra));
+        await fn.stop();
+        expect(r.status).toBe(200);
+        for (const c of api.requests) called.add(verbOf(c.method, c.path));
+      }
+    } finally {
+      await api.stop();
+    }
+    expect([...called].sort()).toEqual([...granted].sort());
+  });
+});
+
+function verbOf(method: string, path: string): string {
+  const parts = path.split('/').filter(Boolean);
+  const [root] = parts;
+  const rest = root === 'api' ? parts.slice(2) : parts.slice(3);
+  const group = root === 'api' ? '' : parts[1];
+  let resource: string;
+  let named: boolean;
+  if (rest[0] === 'namespaces' && rest.length <= 2) {
+    resource = 'namespaces';
+    named = rest.length === 2;
+  } else if (rest[0] === 'namespaces') {
+    resource = rest[2];
+    named = rest.length === 4;
+  } else {
+    resource = rest[0];
+    named = rest.length === 2;
+  }
+  const verb = { GET: named ? 'get' : 'list', POST: 'create', DELETE: 'delete', PATCH: 'patch', PUT: 'update' }[method] ?? method;
+  return `${verb} ${group}/${resource}`;
+}
