@@ -1,4 +1,5 @@
 // Safe, verified, bounded response: verification, coalescing, blast radius, guards, shared secret, policy actions.
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,7 +58,7 @@ describe('coalescing', () => {
   it('turns a storm of 300 identical alerts into one DELETE, answering the rest as duplicates', async () => {
     api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();
-    const answers = await Promise.all(Array.from({ length: 300 }, () => fn.post({ ...shell(), uuid: crypto.randomUUID() })));
+    const answers = await Promise.all(Array.from({ length: 300 }, () => fn.post({ ...shell(), uuid: randomUUID() })));
     expect(api.calls('DELETE')).toHaveLength(1);
     expect(answers.every((a) => a.status === 200)).toBe(true);
     expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
