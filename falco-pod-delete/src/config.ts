@@ -15,6 +15,7 @@ export interface Config {
   dryRun: boolean;
   gracePeriodSeconds: number | undefined;
   kubeconfigFile: string | undefined;
+  kubeconfigData: string | undefined;
   serviceAccountPathPrefix: string;
   policy: string | undefined;
   policyFile: string | undefined;
@@ -96,6 +97,8 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     parse: (raw, env) => (raw.trim() === '' ? undefined : integer(0, 86400)(raw, env)) },
   { key: 'kubeconfigFile', env: 'KUBECONFIG_FILE', default: '', parse: optionalText,
     doc: 'Explicit kubeconfig, e.g. an OpenFaaS secret /var/openfaas/secrets/falco-pod-delete-kubeconfig (Community Edition).' },
+  { key: 'kubeconfigData', env: 'KUBECONFIG_DATA', default: '', parse: optionalText,
+    doc: 'A kubeconfig given as the variable\'s content (e.g. a Secret Manager secret on Cloud Functions).' },
   { key: 'serviceAccountPathPrefix', env: 'SERVICEACCOUNT_PATH_PREFIX', default: '', parse: (raw) => raw.trim(),
     doc: 'Prefix before /var/run/secrets/kubernetes.io/serviceaccount (for tests and chroots; leave empty in a cluster).' },
   { key: 'policy', env: 'POLICY', default: '', parse: optionalText, doc: 'Response policy as inline YAML or JSON (see Policy).' },

@@ -70,16 +70,32 @@ export class TokenFile {
 
 export type ClusterSource =
   | { kind: 'kubeconfig-file'; path: string; kc: k8s.KubeConfig }
+  | { kind: 'kubeconfig-data'; kc: k8s.KubeConfig }
   | { kind: 'in-cluster'; kc: k8s.KubeConfig; token: TokenFile; namespace: string | undefined }
   | { kind: 'kubeconfig-env'; path: string; kc: k8s.KubeConfig }
   | { kind: 'none' };
 
-/** Explicit kubeconfig file first (the CE secret), then in-cluster, then KUBECONFIG; none means dry-run. */
-export function discoverCluster(opts: { kubeconfigFile?: string; serviceAccountPathPrefix: string }, env = process.env): ClusterSource {
+/** An explicit kubeconfig first (the CE secret file, or content), then in-cluster, then KUBECONFIG; none means dry-run. */
+export function discoverCluster(opts: { kubeconfigFile?: string; kubeconfigData?: string; serviceAccountPathPrefix: string }, env = process.env): ClusterSource {
+  if (opts.kubeconfigFile && opts.kubeconfigData) throw new Error('invalid configuration: set KUBECONFIG_FILE or KUBECONFIG_DATA, not both');
+  if (opts.kubeconfigData) {
+    const kc = new k8s.KubeConfig();
+    try {
+      kc.loadFromString(opts.kubeconfigData);
+    } catch (e) {
+      throw new Error(`invalid configuration: KUBECONFIG_DATA is not a kubeconfig (${(e as Error).message.split('\n')[0]})`);
+    }
+    if (!kc.getCurrentCluster()) throw new Error('invalid configuration: KUBECONFIG_DATA has no current cluster');
+    return { kind: 'kubeconfig-data', kc };
+  }
   if (opts.kubeconfigFile) {
     const kc = new k8s.KubeConfig();
-    kc.loadFromFile(opts.kubeconfigFile);
-    if (!kc.getCurrentCluster()) throw new Error(`KUBECONFIG_FILE ${opts.kubeconfigFile} has no current cluster`);
+    try {
+      kc.loadFromFile(opts.kubeconfigFile);
+    } catch (e) {
+      throw new Error(`invalid configuration: KUBECONFIG_FILE ${opts.kubeconfigFile} cannot be loaded (${(e as Error).message.split('\n')[0]})`);
+    }
+    if (!kc.getCurrentCluster()) throw new Error(`invalid configuration: KUBECONFIG_FILE ${opts.kubeconfigFile} has no current cluster`);
     return { kind: 'kubeconfig-file', path: opts.kubeconfigFile, kc };
   }
   const saDir = `${opts.serviceAccountPathPrefix}${SA_DIR}`;
@@ -97,7 +113,7 @@ export function discoverCluster(opts: { kubeconfigFile?: string; serviceAccountP
   if (env.KUBECONFIG) {
     const kc = new k8s.KubeConfig();
     kc.loadFromDefault();
-    if (!kc.getCurrentCluster()) throw new Error(`KUBECONFIG ${env.KUBECONFIG} has no current cluster`);
+    if (!kc.getCurrentCluster()) throw new Error(`invalid configuration: KUBECONFIG ${env.KUBECONFIG} has no current cluster`);
     return { kind: 'kubeconfig-env', path: env.KUBECONFIG, kc };
   }
   return { kind: 'none' };

@@ -20,8 +20,10 @@ export interface ServerOptions {
 }
 
 export function optionsFromEnv(env: Record<string, string | undefined> = process.env): ServerOptions {
-  const port = Number(env.http_port ?? '3000');
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid configuration: http_port must be a port number, got "${env.http_port}"`);
+  // http_port is the OpenFaaS convention; PORT is Knative's and Cloud Run's contract.
+  const raw = env.http_port ?? env.PORT ?? '3000';
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) throw new Error(`invalid configuration: ${env.http_port !== undefined ? 'http_port' : 'PORT'} must be a port number, got "${raw}"`);
   const drain = env.drain_timeout ?? env.write_timeout ?? '10s';
   const m = /^(\d+)(ms|s|m)?$/.exec(drain.trim());
   if (!m) throw new Error(`invalid configuration: drain_timeout must be a duration like 10s, got "${drain}"`);
