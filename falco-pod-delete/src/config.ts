@@ -31,6 +31,7 @@ export interface Config {
   quarantineLabel: string;
   recordEvents: boolean;
   podName: string | undefined;
+  podNamespace: string | undefined;
   logLevel: string;
 }
 
@@ -127,6 +128,8 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: 'Create a Kubernetes Event on the pod for every action taken or refused by a guard.' },
   { key: 'podName', env: 'HOSTNAME', default: '', parse: optionalText,
     doc: "The function's own pod name (Kubernetes sets HOSTNAME); the function never acts on its own pod." },
+  { key: 'podNamespace', env: 'POD_NAMESPACE', default: '', parse: optionalText,
+    doc: "The function's own namespace when no service-account mount says it; the function never acts in it." },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level for diagnostics (audit lines are always written).',
     parse: (raw, env) => {
       const v = raw.trim().toLowerCase();

@@ -1,5 +1,6 @@
 // The pipeline every platform adapter calls: envelope -> alert -> decision -> response -> answer + audit.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Alert, AlertError, parseAlert } from './alert.js';
 import { audit, auditLogger, createLogger } from './audit.js';
@@ -30,6 +31,13 @@ export interface Parts {
   logger: Logger;
   namespace: string | undefined;
   cluster: ClusterSource['kind'];
+}
+
+/** The namespace the function runs in: the service-account mount (present in every pod), else POD_NAMESPACE. */
+function ownNamespace(config: Config): string | undefined {
+  const file = `${config.serviceAccountPathPrefix}/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim() || undefined;
+  return config.podNamespace;
 }
 
 function digest(s: string): Buffer {
@@ -75,7 +83,7 @@ export class FalcoResponse {
     const policy = loadPolicy(config);
     const source = discoverCluster(config, env);
     const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls);
-    const namespace = source.kind === 'in-cluster' ? source.namespace : undefined;
+    const namespace = ownNamespace(config);
     const startup = {
       cluster: source.kind,
       server: source.kind === 'none' ? undefined : source.kc.getCurrentCluster()?.server,

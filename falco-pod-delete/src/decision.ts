@@ -16,6 +16,7 @@ export type DeclineCode =
   | 'ambiguous'
   | 'critical-namespace'
   | 'own-pod'
+  | 'own-namespace'
   | 'no-policy-match'
   | 'stale'
   | 'future';
@@ -43,6 +44,9 @@ export function guardPod(pod: PodRef, guards: Guards): Decision | undefined {
   }
   if (guards.self.name === pod.name && (guards.self.namespace === undefined || guards.self.namespace === pod.namespace)) {
     return { kind: 'decline', code: 'own-pod', reason: `${pod.namespace}/${pod.name} is this function's own pod`, pod };
+  }
+  if (guards.self.namespace === pod.namespace) {
+    return { kind: 'decline', code: 'own-namespace', reason: `namespace ${pod.namespace} is this function's own namespace: never acted on`, pod };
   }
   return undefined;
 }

@@ -71,7 +71,7 @@ export class TokenFile {
 export type ClusterSource =
   | { kind: 'kubeconfig-file'; path: string; kc: k8s.KubeConfig }
   | { kind: 'kubeconfig-data'; kc: k8s.KubeConfig }
-  | { kind: 'in-cluster'; kc: k8s.KubeConfig; token: TokenFile; namespace: string | undefined }
+  | { kind: 'in-cluster'; kc: k8s.KubeConfig; token: TokenFile }
   | { kind: 'kubeconfig-env'; path: string; kc: k8s.KubeConfig }
   | { kind: 'none' };
 
@@ -106,9 +106,7 @@ export function discoverCluster(opts: { kubeconfigFile?: string; kubeconfigData?
     const server = `https://${isIPv6(host) ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT}`;
     const kc = new k8s.KubeConfig();
     kc.loadFromClusterAndUser({ name: 'inCluster', server, caFile: `${saDir}/ca.crt`, skipTLSVerify: false }, { name: 'inClusterUser' });
-    const nsFile = `${saDir}/namespace`;
-    const namespace = existsSync(nsFile) ? readFileSync(nsFile, 'utf8').trim() : undefined;
-    return { kind: 'in-cluster', kc, token: new TokenFile(`${saDir}/token`), namespace };
+    return { kind: 'in-cluster', kc, token: new TokenFile(`${saDir}/token`) };
   }
   if (env.KUBECONFIG) {
     const kc = new k8s.KubeConfig();

@@ -48,6 +48,11 @@ describe('decide', () => {
     expect(d).toMatchObject({ kind: 'decline', code: 'own-pod', refused: 'delete' });
   });
 
+  it("declines anything in the function's own namespace", () => {
+    const own: Guards = { ...guards, criticalNamespaces: [], self: { namespace: 'falco-response', name: 'fpd-1' } };
+    expect(decide(alert({}, { 'k8s.ns.name': 'falco-response', 'k8s.pod.name': 'web' }), DEFAULT_POLICY, own, NOW)).toMatchObject({ kind: 'decline', code: 'own-namespace', refused: 'delete' });
+  });
+
   it('marks a guard refusal of what the policy would have done', () => {
     expect(decide(alert({}, { 'k8s.ns.name': 'kube-system' }), DEFAULT_POLICY, guards, NOW)).toMatchObject({ code: 'critical-namespace', refused: 'delete' });
     expect(decide(alert({ rule: 'Other' }, { 'k8s.ns.name': 'kube-system' }), DEFAULT_POLICY, guards, NOW)).not.toHaveProperty('refused');
