@@ -105,3 +105,37 @@ function verbOf(method: string, path: string): string {
   const verb = { GET: named ? 'get' : 'list', POST: 'create', DELETE: 'delete', PATCH: 'patch', PUT: 'update' }[method] ?? method;
   return `${verb} ${group}/${resource}`;
 }
+
+describe('README', () => {
+  const readme = read('README.md');
+  it('documents every configuration variable in its table, with the default the code uses', () => {
+    for (const o of OPTIONS) {
+      const row = readme.split('\n').find((l) => l.startsWith(`| \`${o.env}\` |`));
+      expect(row).toBeDefined();
+      if (o.default && o.env !== 'CRITICAL_NAMESPACES') expect(row).toContain(`\`${o.default}\``);
+    }
+  });
+
+  it('shows the two contract commands, and .ci/run runs the test one', () => {
+    expect(readme).toContain('npm ci && npm start');
+    expect(readme).toContain('npm ci && npm test');
+    expect(read('.ci/run')).toMatch(/^npm ci && npm test$/m);
+  });
+});
+
+describe('Knative manifests', () => {
+  const docs = ['deploy/knative/service.yaml', 'deploy/knative/trigger.yaml'].flatMap((f) => YAML.parseAllDocuments(read(f)).map((d) => d.toJS() as Record<string, any>));
+  it('runs the Service as a ServiceAccount bound to the ClusterRole from rbac.yaml', () => {
+    const svc = docs.find((d) => d.kind === 'Service' && d.apiVersion === 'serving.knative.dev/v1');
+    const binding = docs.find((d) => d.kind === 'ClusterRoleBinding');
+    expect(binding?.roleRef.name).toBe(rbac[1].metadata.name);
+    expect(binding?.subjects[0]).toMatchObject({ name: svc?.spec.template.spec.serviceAccountName, namespace: svc?.metadata.namespace });
+    expect(svc?.spec.template.spec.containers[0].command).toEqual(['node', '--enable-source-maps', '/home/app/dist/index.mjs']);
+  });
+
+  it('has a Trigger on the Falco event type, delivering to that Service', () => {
+    const trigger = docs.find((d) => d.kind === 'Trigger');
+    expect(trigger?.spec.filter.attributes).toEqual({ type: 'falco.rule.output.v1' });
+    expect(trigger?.spec.subscriber.ref).toMatchObject({ kind: 'Service', name: 'falco-pod-delete' });
+  });
+});
