@@ -3,7 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
-const common = { bundle: true, platform: 'node', target: 'node18', sourcemap: true, minify: true, keepNames: true, legalComments: 'external', logLevel: 'error' };
+const shims = { 'iconv-lite': 'template/node18-ts-middleware/shims/iconv-lite.cjs', 'whatwg-url': 'template/node18-ts-middleware/shims/whatwg-url.cjs' };
+const common = { alias: Object.fromEntries(Object.entries(shims).map(([k, v]) => [k, `${process.cwd()}/${v}`])), bundle: true, platform: 'node', target: 'node18', sourcemap: true, sourcesContent: false, minify: true, keepNames: true, legalComments: 'external', logLevel: 'error' };
 
 // The Kubeless runtime runs handler.js in a fresh vm context per request, where Node's web globals are missing:
 // handler.js only requires the bundle, which then loads once, in the main context, and stays cached.

@@ -143,7 +143,7 @@ export class FalcoResponse {
     if (!this.authorized(delivery.headers)) {
       return { decision: 'reject', result: 'rejected', code: 'unauthorized', reason: 'missing or wrong shared secret: send "Authorization: Bearer <token>"', rejectStatus: 401 };
     }
-    const unwrapped = unwrap(delivery.headers, delivery.body);
+    const unwrapped = await unwrap(delivery.headers, delivery.body);
     if (!unwrapped.ok) {
       seen(undefined, unwrapped.kind);
       return { decision: 'reject', result: 'rejected', code: 'bad-envelope', reason: unwrapped.reason, rejectStatus: unwrapped.status };

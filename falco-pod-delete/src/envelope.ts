@@ -1,5 +1,5 @@
 // Which platform delivered the alert, and the alert inside: OpenFaaS/webhook (plain), Kubeless, CloudEvents.
-import { HTTP, type CloudEvent } from 'cloudevents';
+import type { CloudEvent } from 'cloudevents';
 
 export type EnvelopeKind = 'plain' | 'kubeless' | 'cloudevent';
 
@@ -26,8 +26,10 @@ function own(o: Record<string, unknown>, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(o, key);
 }
 
-function fromCloudEvent(headers: Headers, body: unknown): Unwrapped {
+async function fromCloudEvent(headers: Headers, body: unknown): Promise<Unwrapped> {
   let event: CloudEvent<unknown>;
+  // Loaded on the first CloudEvent only: OpenFaaS deployments never pay for the SDK.
+  const { HTTP } = await import('cloudevents');
   try {
     const parsed = HTTP.toEvent({ headers, body: body ?? '' });
     if (Array.isArray(parsed)) return { ok: false, kind: 'cloudevent', status: 400, reason: 'CloudEvent batches are not supported: send one event per request' };
@@ -60,7 +62,7 @@ function fromCloudEvent(headers: Headers, body: unknown): Unwrapped {
 }
 
 /** Headers and content type decide first; the body's shape second; a body that fits two shapes is refused. */
-export function unwrap(headers: Headers, body: unknown): Unwrapped {
+export async function unwrap(headers: Headers, body: unknown): Promise<Unwrapped> {
   const contentType = (header(headers, 'content-type') ?? '').toLowerCase();
   if (header(headers, 'ce-specversion') !== undefined || contentType.startsWith('application/cloudevents')) {
     return fromCloudEvent(headers, body);

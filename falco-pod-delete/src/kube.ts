@@ -1,5 +1,6 @@
 // The Kubernetes seam: a small interface the response stage calls, and its client-node implementation.
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { Agent, type AgentOptions } from 'node:https';
 import { isIPv6 } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import type { PodRef } from './alert.js';
@@ -219,6 +220,22 @@ function requestOptions(signal: AbortSignal, token: TokenFile | undefined, extra
   return { middleware: [{ pre, post }], middlewareMergeStrategy: 'append' } as unknown as k8s.ConfigurationOptions;
 }
 
+/** TLS material of the current cluster and user, read once, for the shared keep-alive agent. */
+function tlsOptions(kc: k8s.KubeConfig): AgentOptions {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const data = (inline: string | undefined, file: string | undefined) =>
+    inline ? Buffer.from(inline, 'base64') : file ? readFileSync(file) : undefined;
+  const opts: AgentOptions = {
+    ca: data(cluster?.caData, cluster?.caFile),
+    cert: data(user?.certData, user?.certFile),
+    key: data(user?.keyData, user?.keyFile),
+  };
+  if (cluster?.skipTLSVerify) opts.rejectUnauthorized = false;
+  if (cluster?.tlsServerName) opts.servername = cluster.tlsServerName;
+  return opts;
+}
+
 export class ClientNodeKube implements Kube {
   private readonly core: k8s.CoreV1Api;
   private readonly net: k8s.NetworkingV1Api;
@@ -228,9 +245,24 @@ export class ClientNodeKube implements Kube {
 
   constructor(source: Exclude<ClusterSource, { kind: 'none' }>, private readonly apiTimeoutMs: number, maxInFlight: number) {
     this.slots = new Slots(maxInFlight);
-    this.core = source.kc.makeApiClient(k8s.CoreV1Api);
-    this.net = source.kc.makeApiClient(k8s.NetworkingV1Api);
     this.token = source.kind === 'in-cluster' ? source.token : undefined;
+    const kc = source.kc;
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('invalid configuration: the kubeconfig has no current cluster');
+    // client-node makes a new https.Agent (so a new TLS handshake) for every request; one keep-alive agent
+    // instead keeps connections to the API server open. Proxied clusters keep client-node's own agents.
+    const agent = cluster.proxyUrl || cluster.server.startsWith('http:') ? undefined : new Agent({ keepAlive: true, maxSockets: maxInFlight, ...tlsOptions(kc) });
+    const inCluster = source.kind === 'in-cluster';
+    const auth: k8s.SecurityAuthentication = {
+      getName: () => 'default',
+      applySecurityAuthentication: async (ctx) => {
+        if (!inCluster) await kc.applySecurityAuthentication(ctx); // kubeconfig credentials: token, exec plugin, basic
+        if (agent) ctx.setAgent(agent);
+      },
+    };
+    const configuration = k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(cluster.server, {}), authMethods: { default: auth } });
+    this.core = new k8s.CoreV1Api(configuration);
+    this.net = new k8s.NetworkingV1Api(configuration);
   }
 
   /**

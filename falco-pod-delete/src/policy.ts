@@ -1,7 +1,7 @@
 // The response policy: ordered entries, first match wins, no match means no action.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import YAML from 'yaml';
+import { load as loadYaml } from 'js-yaml';
 import { type Alert, type PodRef, PRIORITIES, type Priority, field, normalizePriority, priorityRank } from './alert.js';
 
 export type ActionKind = 'delete' | 'isolate' | 'log';
@@ -86,7 +86,7 @@ function describe(e: ErrorObject): string {
 export function parsePolicy(text: string, origin: string): Policy {
   let doc: unknown;
   try {
-    doc = YAML.parse(text); // YAML is a superset of JSON, so both formats load here
+    doc = loadYaml(text); // YAML is a superset of JSON, so both formats load here
   } catch (e) {
     throw new PolicyError([`not YAML or JSON: ${(e as Error).message.split('\n')[0]}`], origin);
   }

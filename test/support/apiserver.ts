@@ -130,6 +130,12 @@ export class FakeApiServer {
   readonly networkPolicies = new Map<string, unknown>();
   readonly events: Record<string, unknown>[] = [];
   tokens: string[];
+  /** Count of requests by "METHOD path-kind", kept even when recording is off (benchmarks). */
+  readonly counts = new Map<string, number>();
+  /** Keep every request in `requests` (tests); off for load runs. */
+  record = true;
+  /** Answer GET for an unknown pod with a synthesized one (load runs with many distinct pods). */
+  autoPods = false;
   /** verb:resource pairs the service account may not use, e.g. "delete:pods". */
   readonly forbidden = new Set<string>();
   private readonly faults: FaultRule[] = [];
@@ -213,7 +219,9 @@ export class FakeApiServer {
     }
     const method = req.method ?? 'GET';
     const path = url.pathname;
-    this.requests.push({ method, path, query: Object.fromEntries(url.searchParams), authorization: req.headers.authorization, contentType: req.headers['content-type'], body });
+    if (this.record) this.requests.push({ method, path, query: Object.fromEntries(url.searchParams), authorization: req.headers.authorization, contentType: req.headers['content-type'], body });
+    const kind = `${method} ${path.replace(/\/(namespaces)\/[^/]+/, '/$1/*').replace(/\/(pods|events|networkpolicies)\/[^/]+$/, '/$1/*')}`;
+    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
 
     const auth = req.headers.authorization ?? '';
     if (!this.tokens.some((t) => auth === `Bearer ${t}`)) return this.send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
@@ -250,6 +258,7 @@ export class FakeApiServer {
       const verb = method === 'GET' ? 'get' : method === 'DELETE' ? 'delete' : method === 'PATCH' ? 'patch' : '';
       if (this.forbid(res, verb, 'pods', '', ns, name)) return;
       const key = `${ns}/${name}`;
+      if (this.autoPods && !this.pods.has(key) && (method === 'GET' || method === 'DELETE')) this.addPod({ namespace: ns, name });
       const pod = this.pods.get(key);
       if (!pod) return this.send(res, 404, status(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' }));
       if (method === 'GET') return this.send(res, 200, pod);
