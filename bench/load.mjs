@@ -12,7 +12,7 @@ const result = await autocannon({
   url: opts.url,
   connections: opts.connections ?? 50,
   pipelining: 1,
-  overallRate: opts.rate,
+  ...(opts.rate ? { overallRate: opts.rate } : {}),
   ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration }),
   timeout: 10,
   requests: [{ method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Falcosidekick' }, setupRequest: (req) => ({ ...req, body: alert() }) }],

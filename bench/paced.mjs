@@ -1,7 +1,9 @@
 // Open-loop paced load with microsecond latencies: one request every 1/rate s for `duration` s, over a pool of
 // keep-alive connections. Mode "alerts" POSTs deletion alerts to the function; mode "direct" makes the same
 // DELETE with client-node against the stand-in API. argv[2] = JSON { mode, url | server+caFile+token, rate, duration }
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { alertFor } from './alerts.mjs';
 
@@ -21,9 +23,10 @@ if (o.mode === 'alerts') {
     req.end(body);
   });
 } else {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromClusterAndUser({ name: 'c', server: o.server, caFile: o.caFile, skipTLSVerify: false }, { name: 'u', token: o.token });
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+  // client-node with one keep-alive agent, as the function uses it (its default makes a new TLS connection per request).
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 16, ca: readFileSync(o.caFile) });
+  const auth = { getName: () => 'default', applySecurityAuthentication: (ctx) => { ctx.setHeaderParam('Authorization', `Bearer ${o.token}`); ctx.setAgent(agent); } };
+  const core = new k8s.CoreV1Api(k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(o.server, {}), authMethods: { default: auth } }));
   let n = 0;
   send = () => core.deleteNamespacedPod({ name: `direct-${process.pid}-${n++}`, namespace: 'default', body: {} });
 }

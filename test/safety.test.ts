@@ -34,6 +34,7 @@ describe('verification before acting', () => {
     const r = await fn.post(shell());
     expect(r.body).toMatchObject({ outcome: 'skipped', code: 'container-mismatch' });
     expect(api.calls('DELETE')).toHaveLength(0);
+    await fn?.fn.drain();
     expect(api.events).toHaveLength(1);
     expect(api.events[0]).toMatchObject({ reason: 'FalcoResponseRefused', involvedObject: { kind: 'Pod', name: 'kubecon', namespace: 'default' } });
   });
@@ -72,6 +73,7 @@ describe('coalescing', () => {
     api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();
     await fn.post(shell());
+    await fn.fn.drain();
     const before = api.requests.length;
     expect((await fn.post(shell())).body).toMatchObject({ outcome: 'duplicate', first: { result: 'deleted' } });
     expect(api.requests.length).toBe(before);
@@ -135,6 +137,7 @@ describe('guards no policy can override', () => {
     await start();
     await fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
     expect(api.calls('DELETE')).toHaveLength(0);
+    await fn?.fn.drain();
     expect(api.events).toHaveLength(1);
     expect(api.events[0]).toMatchObject({ reason: 'FalcoResponseRefused', type: 'Warning', involvedObject: { namespace: 'kube-system', name: 'kubecon' } });
     expect(String(api.events[0].message)).toMatch(/refused to delete: namespace kube-system is critical.*Terminal shell in container.*critical/);
@@ -146,6 +149,7 @@ describe('audit Events', () => {
     const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();
     await fn.post(shell());
+    await fn.fn.drain();
     const post = api.calls('POST', '/api/v1/namespaces/default/events');
     expect(post).toHaveLength(1);
     expect(post[0].authorization).toBe(`Bearer ${TOKEN}`);
@@ -163,6 +167,7 @@ describe('audit Events', () => {
     api.forbidden.add('create:events');
     await start();
     expect((await fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    await fn.fn.drain();
     expect(fn.lines.some((l) => l.msg === 'could not record a Kubernetes Event')).toBe(true);
   });
 });

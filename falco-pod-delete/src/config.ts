@@ -25,6 +25,7 @@ export interface Config {
   actionWindowSeconds: number;
   authTokenFile: string | undefined;
   alertDeadlineMs: number;
+  asyncResponse: boolean;
   apiTimeoutMs: number;
   maxInFlightApiCalls: number;
   optOutLabel: string;
@@ -116,6 +117,12 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: 'When set, requests must carry "Authorization: Bearer <token>" with the token in this file (an OpenFaaS secret).' },
   { key: 'alertDeadlineMs', env: 'ALERT_DEADLINE_MS', default: '10000', parse: integer(100, 600000),
     doc: 'Overall time budget for one alert, retries included.' },
+  { key: 'asyncResponse', env: 'RESPONSE_MODE', default: 'sync', doc: 'sync: answer once the action is done; async: answer 202 once the alert is decided and act in the background (outcome in the audit line and Event).',
+    parse: (raw, env) => {
+      const v = raw.trim().toLowerCase();
+      if (v !== 'sync' && v !== 'async') throw new ConfigError(env, `must be sync or async, got "${raw}"`);
+      return v === 'async';
+    } },
   { key: 'apiTimeoutMs', env: 'API_TIMEOUT_MS', default: '3000', parse: integer(50, 600000),
     doc: 'Timeout of a single Kubernetes API call.' },
   { key: 'maxInFlightApiCalls', env: 'MAX_INFLIGHT_API_CALLS', default: '16', parse: integer(1, 1000),

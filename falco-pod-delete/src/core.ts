@@ -69,6 +69,7 @@ export class FalcoResponse {
       coalesceWindowMs: config.coalesceWindowSeconds * 1000,
       actionLimit: config.actionLimit,
       actionWindowMs: config.actionWindowSeconds * 1000,
+      eventDeadlineMs: config.alertDeadlineMs,
     }, policy, guards, (msg, extra) => logger.warn(extra, msg));
   }
 
@@ -120,17 +121,37 @@ export class FalcoResponse {
     let envelope: EnvelopeKind | 'unknown' = kindHint ?? 'unknown';
     let eventId: string | undefined;
     let outcome: Outcome;
+    let background: Promise<Outcome> | undefined;
     try {
       outcome = await this.process(delivery, (a, e, id) => {
         alert = a;
         envelope = e;
         eventId = id;
-      });
+      }, (work) => (background = work));
     } catch (e) {
       this.logger.error({ err: e }, 'unexpected error while handling an alert');
       outcome = failed('skip', e);
     }
-    return this.answer(outcome, { envelope, alert, eventId, started });
+    const ctx = { envelope, alert, eventId, started };
+    if (background) {
+      // One audit line per alert: written when the background work ends, with the final outcome.
+      const done = background
+        .catch((e: unknown) => failed(outcome.decision, e, outcome.pod))
+        .then((final) => void this.answer(final, ctx))
+        .finally(() => this.pending.delete(done));
+      this.pending.add(done);
+      return this.answer(outcome, ctx, false);
+    }
+    return this.answer(outcome, ctx);
+  }
+
+  private readonly pending = new Set<Promise<void>>();
+
+  /** Waits for work still under way after its answer (RESPONSE_MODE=async actions, Event writes), for a graceful stop. */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0 || this.responder.pendingEvents.size > 0) {
+      await Promise.allSettled([...this.pending, ...this.responder.pendingEvents]);
+    }
   }
 
   /** Input refused before it reached the pipeline (unparseable JSON, oversized body): still audited. */
@@ -139,7 +160,11 @@ export class FalcoResponse {
     return this.answer(outcome, { envelope: 'unknown', alert: undefined, eventId: undefined, started });
   }
 
-  private async process(delivery: Delivery, seen: (a: Alert | undefined, e: EnvelopeKind | 'unknown', id?: string) => void): Promise<Outcome> {
+  private async process(
+    delivery: Delivery,
+    seen: (a: Alert | undefined, e: EnvelopeKind | 'unknown', id?: string) => void,
+    inBackground: (work: Promise<Outcome>) => void,
+  ): Promise<Outcome> {
     if (!this.authorized(delivery.headers)) {
       return { decision: 'reject', result: 'rejected', code: 'unauthorized', reason: 'missing or wrong shared secret: send "Authorization: Bearer <token>"', rejectStatus: 401 };
     }
@@ -159,17 +184,21 @@ export class FalcoResponse {
     seen(alert, unwrapped.kind, unwrapped.eventId);
     const decision = decide(alert, this.parts.policy, this.guardsValue, Date.now());
     const deadline = new Deadline(this.parts.config.alertDeadlineMs);
-    try {
-      return await this.responder.respond(alert, decision, deadline);
-    } finally {
-      deadline.dispose();
+    const work = this.responder.respond(alert, decision, deadline).finally(() => deadline.dispose());
+    const acts = decision.kind === 'lookup' || (decision.kind === 'act' && decision.action !== 'log');
+    if (this.parts.config.asyncResponse && acts && this.parts.kube) {
+      inBackground(work);
+      const pod = decision.kind === 'act' ? decision.pod : undefined;
+      const name = decision.kind === 'act' ? decision.action : 'delete';
+      return { decision: name, result: 'accepted', code: 'accepted', pod, reason: 'decided; acting in the background: the outcome goes to the audit line and a Kubernetes Event' };
     }
+    return work;
   }
 
-  private answer(outcome: Outcome, ctx: { envelope: EnvelopeKind | 'unknown'; alert: Alert | undefined; eventId: string | undefined; started: number }): Answer {
+  private answer(outcome: Outcome, ctx: { envelope: EnvelopeKind | 'unknown'; alert: Alert | undefined; eventId: string | undefined; started: number }, audited = true): Answer {
     const status = httpStatus(outcome);
     const durationMs = performance.now() - ctx.started;
-    audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
+    if (audited) audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
     const body: Record<string, unknown> = {
       decision: outcome.decision,
       outcome: outcome.result,

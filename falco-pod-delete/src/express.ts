@@ -31,6 +31,7 @@ export function httpFunction(fn: FalcoResponse): HttpFunction {
     res.status(500).json({ error: 'internal error' });
   };
   const close = async () => {
+    await fn.drain();
     fn.logger.flush();
   };
   return { default: handle, onError, close };

@@ -15,7 +15,9 @@ export type Result =
   | 'duplicate'
   | 'rate-limited'
   | 'rejected'
-  | 'failed';
+  | 'failed'
+  /** RESPONSE_MODE=async: decided, acting in the background; the final outcome goes to the audit line. */
+  | 'accepted';
 
 export interface Outcome {
   decision: DecisionName;
@@ -63,6 +65,8 @@ export function httpStatus(o: Outcome): number {
       return o.rejectStatus ?? 400;
     case 'rate-limited':
       return 429;
+    case 'accepted':
+      return 202;
     case 'failed':
       return KUBE_STATUS[o.code] ?? 500;
     case 'duplicate':

@@ -1,7 +1,7 @@
 // The action stage: turns a decision into Kubernetes calls (verify, then act) and returns the outcome.
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer } from './bounds.js';
-import type { Deadline } from './deadline.js';
+import { Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import type { Kube, PodSnapshot } from './kube.js';
 import { type Outcome, failed } from './outcome.js';
@@ -16,6 +16,7 @@ export interface ResponseSettings {
   coalesceWindowMs: number;
   actionLimit: number;
   actionWindowMs: number;
+  eventDeadlineMs: number;
 }
 
 type Act = Extract<Decision, { kind: 'act' }>;
@@ -25,9 +26,15 @@ const DONE: Record<ActionKind, Outcome['result']> = { delete: 'deleted', isolate
 /** Outcomes worth remembering for the coalescing window: a failure lets the next alert try again. */
 const SETTLED = new Set<Outcome['result']>(['deleted', 'isolated', 'dry-run', 'already gone', 'replaced', 'skipped']);
 
+const NAMESPACE_TTL_MS = 10_000;
+
 export class Responder {
   readonly limiter: ActionLimiter;
   readonly coalescer: Coalescer<Outcome>;
+  /** Event writes still under way: they never delay the answer, and a graceful stop waits for them. */
+  readonly pendingEvents = new Set<Promise<void>>();
+  /** Namespace labels for the opt-out check, kept briefly so a burst costs one read per namespace. */
+  private readonly namespaces = new Map<string, { labels: Record<string, string> | null; at: number }>();
 
   constructor(
     private readonly kube: Kube | null,
@@ -141,11 +148,20 @@ export class Responder {
     if (pod.labels[this.settings.optOutLabel] === 'true') {
       return { code: 'opt-out', reason: `pod carries the opt-out label ${this.settings.optOutLabel}=true` };
     }
-    const nsLabels = await this.kube?.readNamespaceLabels(pod.namespace, deadline);
+    const nsLabels = await this.namespaceLabels(pod.namespace, deadline);
     if (nsLabels && nsLabels[this.settings.optOutLabel] === 'true') {
       return { code: 'opt-out', reason: `namespace ${pod.namespace} carries the opt-out label ${this.settings.optOutLabel}=true` };
     }
     return undefined;
+  }
+
+  private async namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+    const cached = this.namespaces.get(namespace);
+    if (cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
+    const labels = (await this.kube?.readNamespaceLabels(namespace, deadline)) ?? null;
+    if (this.namespaces.size >= 1000) this.namespaces.clear();
+    this.namespaces.set(namespace, { labels, at: Date.now() });
+    return labels;
   }
 
   private async isolate(ref: PodRef, pod: PodSnapshot, deadline: Deadline) {
@@ -154,14 +170,20 @@ export class Responder {
     return kube.labelPod(ref, pod.uid, this.settings.quarantineLabel, Object.keys(pod.labels).length > 0, this.settings.dryRun, deadline);
   }
 
-  /** Best effort: an Event that cannot be written is logged, and never changes the outcome. */
-  private async recordEvent(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string, deadline: Deadline): Promise<void> {
-    if (!this.kube || !this.settings.recordEvents) return;
+  /** Best effort and off the answer's path: an Event that cannot be written is logged, never changes the outcome. */
+  private async recordEvent(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string, _deadline: Deadline): Promise<void> {
+    const kube = this.kube;
+    if (!kube || !this.settings.recordEvents) return;
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
-    try {
-      await this.kube.createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline);
-    } catch (e) {
-      this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, error: (e as Error).message });
-    }
+    // Its own deadline: the alert's may end with the answer.
+    const deadline = new Deadline(this.settings.eventDeadlineMs);
+    const write = kube
+      .createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline)
+      .catch((e: unknown) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }))
+      .finally(() => {
+        deadline.dispose();
+        this.pendingEvents.delete(write);
+      });
+    this.pendingEvents.add(write);
   }
 }

@@ -1,9 +1,13 @@
 // Template entry: the function in ./function (handler.ts) served by ./server.ts.
 import { main } from './server.js';
 
-process.on('unhandledRejection', (reason) => {
-  console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: 'unhandled rejection', error: String(reason) }));
-});
+// Logged with context and survived: the process exits non-zero only when it cannot serve at all (startup).
+const report = (msg: string) => (e: unknown) => {
+  const error = e instanceof Error ? { message: e.message, stack: e.stack } : { message: String(e) };
+  console.error(JSON.stringify({ level: 'error', time: new Date().toISOString(), msg, error }));
+};
+process.on('unhandledRejection', report('unhandled rejection'));
+process.on('uncaughtException', report('uncaught exception'));
 
 // Imported dynamically so that a function that refuses to start (bad configuration) is reported in one clear line.
 import('./function/handler.js')

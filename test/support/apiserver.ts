@@ -22,6 +22,7 @@ export type Fault =
   | { kind: 'status'; code: number; reason?: string; message?: string; headers?: Record<string, string> }
   | { kind: 'garbage'; code?: number; contentType?: string; text: string }
   | { kind: 'hang' }
+  | { kind: 'delay'; ms: number }
   | { kind: 'reset' };
 
 interface FaultRule {
@@ -142,6 +143,9 @@ export class FakeApiServer {
   private server!: Server;
   private readonly sockets = new Set<Socket>();
   port = 0;
+  /** Requests being answered right now, and the most seen at once. */
+  inFlight = 0;
+  maxInFlight = 0;
 
   constructor(token = 'sa-token-1') {
     this.tokens = [token];
@@ -150,6 +154,8 @@ export class FakeApiServer {
   async start(): Promise<this> {
     const tls = tlsFiles();
     this.server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+      this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+      res.on('close', () => this.inFlight--);
       this.handle(req, res).catch((e: unknown) => this.send(res, 500, status(500, 'InternalError', String(e))));
     });
     this.server.on('secureConnection', (s: Socket) => {
@@ -229,6 +235,7 @@ export class FakeApiServer {
     const fault = this.takeFault(method, path);
     if (fault) {
       if (fault.kind === 'hang') return; // never answers; the socket is destroyed at stop()
+      if (fault.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
       if (fault.kind === 'reset') {
         req.socket.destroy();
         return;
@@ -238,7 +245,7 @@ export class FakeApiServer {
         res.end(fault.text);
         return;
       }
-      return this.send(res, fault.code, status(fault.code, fault.reason ?? REASONS[fault.code] ?? 'Unknown', fault.message ?? `injected ${fault.code}`), fault.headers);
+      if (fault.kind === 'status') return this.send(res, fault.code, status(fault.code, fault.reason ?? REASONS[fault.code] ?? 'Unknown', fault.message ?? `injected ${fault.code}`), fault.headers);
     }
     this.route(method, path, url.searchParams, body, res);
   }

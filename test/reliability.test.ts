@@ -1,0 +1,174 @@
+// Faults and hostile conditions: retries, deadlines, the in-flight cap, an unreachable API, async mode,
+// draining on SIGTERM, and bounded memory.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { Writable } from 'node:stream';
+import { type RunningFunction, fixture, startFunction, withFields } from './support/harness.js';
+import { createLogger } from '../falco-pod-delete/src/audit.js';
+import { FalcoResponse } from '../falco-pod-delete/src/core.js';
+
+const TOKEN = 'reliability-token';
+const CONTAINER = 'ee97d9c4186f' + '3'.repeat(52);
+const shell = () => fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json');
+const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': undefined });
+
+let api: FakeApiServer;
+let fn: RunningFunction | undefined;
+beforeEach(async () => {
+  api = await new FakeApiServer(TOKEN).start();
+});
+afterEach(async () => {
+  await fn?.stop();
+  fn = undefined;
+  await api.stop();
+});
+const start = async (extra: Record<string, string> = {}) => (fn = await startFunction(inClusterEnv(api, stageServiceAccount(TOKEN).prefix, extra)));
+
+describe('retries within the deadline', () => {
+  it('retries a burst of 503s and then deletes, keeping the UID precondition on every attempt', async () => {
+    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    api.fail({ kind: 'status', code: 503 }, { method: 'DELETE', times: 3 });
+    const f = await start();
+    expect((await f.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    const deletes = api.calls('DELETE');
+    expect(deletes).toHaveLength(4);
+    for (const d of deletes) expect(d.body).toMatchObject({ preconditions: { uid: pod.metadata.uid } });
+  });
+
+  it('retries after a connection reset', async () => {
+    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    api.fail({ kind: 'reset' }, { method: 'GET', path: /\/pods\// });
+    const f = await start();
+    expect((await f.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    expect(api.calls('GET', '/api/v1/namespaces/default/pods/').length).toBe(2);
+  });
+
+  it.each([400, 403, 404, 409, 422])('does not retry a %i', async (code) => {
+    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    api.fail({ kind: 'status', code }, { method: 'DELETE', times: 5 });
+    const f = await start();
+    await f.post(shell());
+    expect(api.calls('DELETE')).toHaveLength(1);
+  });
+
+  it('answers 502 for a truncated body, and serves the next alert', async () => {
+    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    api.fail({ kind: 'garbage', code: 200, text: '{"kind":"Pod","apiVersion":"v1","metadata":{"name":"kub' }, { method: 'GET', path: /\/pods\// });
+    const f = await start();
+    const r = await f.post(shell());
+    expect(r.status).toBe(502);
+    expect(api.calls('DELETE')).toHaveLength(0);
+    expect((await f.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+  });
+
+  it('answers 503 within the deadline when the API cannot be reached at all, and keeps serving', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const sa = stageServiceAccount(TOKEN);
+    fn = await startFunction({ ...inClusterEnv(api, sa.prefix), KUBERNETES_SERVICE_PORT: String(port), ALERT_DEADLINE_MS: '1500' });
+    const started = Date.now();
+    const r = await fn.post(shell());
+    expect(r.status).toBe(503);
+    expect(r.body).toMatchObject({ outcome: 'failed', code: 'unavailable', reason: expect.stringMatching(/cannot be reached: ECONNREFUSED/) });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }))).status).toBe(200);
+  });
+
+  it('keeps at most MAX_INFLIGHT_API_CALLS calls in flight; the rest wait their turn', async () => {
+    for (let i = 0; i < 6; i++) api.addPod({ namespace: 'default', name: `p${i}` });
+    api.fail({ kind: 'delay', ms: 100 }, { times: 100 });
+    const f = await start({ MAX_INFLIGHT_API_CALLS: '2', RECORD_EVENTS: 'false' });
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => f.post(shellFor(`p${i}`))));
+    expect(answers.map((a) => a.body.outcome)).toEqual(Array(6).fill('deleted'));
+    expect(api.maxInFlight).toBe(2);
+  });
+});
+
+describe('RESPONSE_MODE=async', () => {
+  it('answers 202 once decided, acts in the background, and audits the final outcome once', async () => {
+    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    api.fail({ kind: 'delay', ms: 400 }, { method: 'DELETE' });
+    const f = await start({ RESPONSE_MODE: 'async' });
+    const started = Date.now();
+    const r = await f.post(shell());
+    expect(r.status).toBe(202);
+    expect(r.body).toMatchObject({ decision: 'delete', outcome: 'accepted', pod: 'kubecon' });
+    expect(Date.now() - started).toBeLessThan(350);
+    expect(f.audits()).toHaveLength(0);
+    await f.fn.drain();
+    expect(f.audits()).toEqual([expect.objectContaining({ outcome: 'deleted', status: 200, pod: 'kubecon' })]);
+    expect(api.calls('DELETE')).toHaveLength(1);
+    expect(api.events).toHaveLength(1);
+  });
+
+  it('still answers declines and bad input synchronously', async () => {
+    const f = await start({ RESPONSE_MODE: 'async' });
+    expect((await f.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }))).status).toBe(200);
+    expect((await f.post('{bad')).status).toBe(400);
+  });
+});
+
+describe('SIGTERM', () => {
+  let child: ChildProcess | undefined;
+  beforeAll(() => {
+    execFileSync('npm', ['run', '-s', 'build'], { stdio: 'ignore' });
+  }, 120_000);
+  afterEach(() => child?.kill('SIGKILL'));
+
+  it('lets an alert waiting on a slow API finish, then exits 0', async () => {
+    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    api.fail({ kind: 'delay', ms: 800 }, { method: 'DELETE' });
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    child = spawn(process.execPath, ['--enable-source-maps', 'dist/index.mjs'], { env: { PATH: process.env.PATH ?? '', http_port: String(port), ...inClusterEnv(api, stageServiceAccount(TOKEN).prefix) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child?.on('exit', r));
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/_/health`)).ok) break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const answer = fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(shell()) });
+    while (api.calls('DELETE').length === 0) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGTERM');
+    const r = await answer;
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ outcome: 'deleted' });
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/"audit":true.*"outcome":"deleted"/);
+    await expect(fetch(`http://127.0.0.1:${port}/_/health`)).rejects.toThrow();
+  });
+});
+
+describe('bounded memory', () => {
+  it('keeps the coalescing map under its cap after 100,000 alerts for distinct pods', async () => {
+    const discard = new Writable({ write: (_c, _e, cb) => cb() });
+    const f = FalcoResponse.fromEnv({ LOG_LEVEL: 'silent' }, createLogger('silent', discard as unknown as Parameters<typeof createLogger>[1]));
+    const alert = shell();
+    const fields = alert.output_fields as Record<string, unknown>;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    const heap = () => {
+      gc?.();
+      return process.memoryUsage().heapUsed;
+    };
+    const batch = async (from: number) => {
+      for (let i = from; i < from + 50_000; i++) {
+        fields['k8s.pod.name'] = `pod-${i}`;
+        const r = await f.handle({ headers: {}, body: alert });
+        if (r.status !== 200) throw new Error(`alert ${i}: ${r.status}`);
+      }
+    };
+    await batch(0);
+    const afterFirstHalf = heap();
+    await batch(50_000);
+    const afterSecondHalf = heap();
+    expect(f.responder.coalescer.size).toBeLessThanOrEqual(10_000);
+    // Flat: the second 50,000 distinct pods add (almost) nothing over the first.
+    if (gc) expect(afterSecondHalf - afterFirstHalf).toBeLessThan(8 * 1024 * 1024);
+  }, 120_000);
+});
