@@ -3,7 +3,8 @@ import { FalcoResponse } from './src/core.js';
 import { httpFunction } from './src/express.js';
 
 // Configuration is read and validated once, at startup: a bad value stops the function here, naming the variable.
-const fn = httpFunction(FalcoResponse.fromEnv());
+const core = FalcoResponse.fromEnv();
+const fn = httpFunction(core, { metricsPort: core.parts.config.metricsPort });
 
 export default fn.default;
 /** Body-parser failures (bad JSON, oversized) are answered and audited like any other rejected alert. */

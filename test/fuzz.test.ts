@@ -7,7 +7,8 @@ import type { PodRef } from '../falco-pod-delete/src/alert.js';
 import { createLogger } from '../falco-pod-delete/src/audit.js';
 import { loadConfig } from '../falco-pod-delete/src/config.js';
 import { FalcoResponse } from '../falco-pod-delete/src/core.js';
-import type { Kube, PodSnapshot } from '../falco-pod-delete/src/kube.js';
+import type { PodSnapshot } from '../falco-pod-delete/src/kube.js';
+import { StubKube } from './support/stub-kube.js';
 import { DEFAULT_POLICY } from '../falco-pod-delete/src/policy.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { type RunningFunction, fixture, startFunction } from './support/harness.js';
@@ -16,32 +17,11 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const CRITICAL = ['kube-system', 'kube-public', 'kube-node-lease', 'falco', 'openfaas', 'openfaas-fn'];
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/** A Kube that records every pod the pipeline asks about and never fails. */
-class RecordingKube implements Kube {
-  readonly touched: PodRef[] = [];
-  private snap(p: PodRef, containerId?: string): PodSnapshot {
-    return { ...p, uid: 'uid-1', nodeName: 'worker-1', labels: {}, containerIds: containerId ? [`${containerId}${'0'.repeat(64 - containerId.length)}`] : [], deleting: false };
+/** Records every pod the pipeline asks about and never fails. */
+class RecordingKube extends StubKube {
+  protected pod(p: PodRef): PodSnapshot {
+    return { ...p, uid: 'uid-1', nodeName: 'worker-1', labels: {}, containerIds: [`ee97d9c4186f${'0'.repeat(52)}`], deleting: false };
   }
-  async readPod(p: PodRef) {
-    this.touched.push(p);
-    return this.snap(p, 'ee97d9c4186f');
-  }
-  async listPodsOnNode() {
-    return [this.snap({ namespace: 'default', name: 'found' }, '5892b41bcf46')];
-  }
-  async readNamespaceLabels() {
-    return {};
-  }
-  async deletePod(p: PodRef) {
-    this.touched.push(p);
-    return 'done' as const;
-  }
-  async ensureQuarantinePolicy() {}
-  async labelPod(p: PodRef) {
-    this.touched.push(p);
-    return 'done' as const;
-  }
-  async createEvent() {}
 }
 
 function pipeline() {

@@ -53,29 +53,42 @@ describe('stack.yml and the template', () => {
 });
 
 describe('rbac.yaml', () => {
-  it('is a ServiceAccount, a ClusterRole and a ClusterRoleBinding joining them', () => {
-    expect(rbac.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding']);
-    const [sa, role, binding] = rbac;
+  it('is a ServiceAccount, a ClusterRole and a ClusterRoleBinding joining them, plus a Role for Leases in its own namespace', () => {
+    expect(rbac.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+    const [sa, role, binding, nsRole, nsBinding] = rbac;
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata.name });
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace }]);
+    expect(nsRole.metadata.namespace).toBe(sa.metadata.namespace);
+    expect(nsRole.rules.map((r: { resources: string[] }) => r.resources)).toEqual([['leases']]);
+    expect(nsBinding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: nsRole.metadata.name });
+    expect(nsBinding.subjects).toEqual(binding.subjects);
   });
 
   it('grants exactly the verbs the code calls, no more and no fewer', async () => {
     const granted = new Set<string>();
-    for (const rule of rbac[1].rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
+    for (const rule of [...rbac[1].rules, ...rbac[3].rules] as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
       for (const g of rule.apiGroups) for (const r of rule.resources) for (const v of rule.verbs) granted.add(`${v} ${g}/${r}`);
     }
     const api = await new FakeApiServer('t').start();
     const called = new Set<string>();
     try {
       const container = 'ee97d9c4186f' + 'f'.repeat(52);
-      for (const [policy, extra] of [['delete', {}], ['isolate', {}], ['delete', { 'k8s.pod.name': null, 'k8s.ns.name': null }]] as const) {
+      const scenarios: { policy: string; fields?: Record<string, unknown>; forbid?: string }[] = [
+        { policy: 'delete' },
+        { policy: 'isolate' },
+        { policy: 'delete', fields: { 'k8s.pod.name': null, 'k8s.ns.name': null } },
+        { policy: 'delete', forbid: 'delete:pods' }, // a failed action gives its claim up
+      ];
+      for (const sc of scenarios) {
         api.requests.length = 0;
+        api.forbidden.clear();
+        if (sc.forbid) api.forbidden.add(sc.forbid);
         api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [container], nodeName: 'falco-xczjd' });
-        const fn = await startFunction(inClusterEnv(api, stageServiceAccount('t').prefix, { POLICY: `entries: [{name: p, match: {}, action: ${policy}}]` }));
-        const r = await fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), extra));
+        const fn = await startFunction(inClusterEnv(api, stageServiceAccount('t').prefix, { POLICY: `entries: [{name: p, match: {}, action: ${sc.policy}}]` }));
+        const r = await fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), sc.fields ?? {}));
+        for (let i = 0; i < 100 && !api.requests.some((c) => c.method === 'GET' && c.path.endsWith('/leases')); i++) await new Promise((w) => setTimeout(w, 20));
         await fn.stop();
-        expect(r.status).toBe(200);
+        expect(r.status).toBe(sc.forbid ? 403 : 200);
         for (const c of api.requests) called.add(verbOf(c.method, c.path));
       }
     } finally {

@@ -225,7 +225,7 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
     const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON] });
     const path = join(tmpdir(), `fpd-kubeconfig-${process.pid}.yaml`);
     writeFileSync(path, kubeconfig());
-    const url = await framework({ KUBECONFIG_FILE: path });
+    const url = await framework({ KUBECONFIG_FILE: path, POD_NAMESPACE: 'openfaas-fn' });
     const r = await post(url, JSON.stringify(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json')));
     expect(r).toMatchObject({ status: 200, body: { outcome: 'deleted', pod: 'kubecon' } });
     expect(api.calls('DELETE')).toEqual([expect.objectContaining({ path: '/api/v1/namespaces/default/pods/kubecon', authorization: `Bearer ${TOKEN}`, body: expect.objectContaining({ preconditions: { uid: pod.metadata.uid } }) })]);
@@ -233,7 +233,7 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
 
   it('deletes the pod with the kubeconfig from KUBECONFIG_DATA, and answers bad input with a 400 and no call', async () => {
     api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON] });
-    const url = await framework({ KUBECONFIG_DATA: kubeconfig() });
+    const url = await framework({ KUBECONFIG_DATA: kubeconfig(), COORDINATION: 'single' });
     const bad = await post(url, JSON.stringify({ rule: 'Terminal shell in container' }));
     expect(bad.status).toBe(400);
     expect(String(bad.body.reason)).toMatch(/missing "priority"/);

@@ -1,13 +1,14 @@
 // The template as faas-cli uses it: assemble the build context like `faas-cli build --shrinkwrap`
 // (template files + the handler as function/), run the Dockerfile's install/test/build steps, start the
 // bundle the way the of-watchdog does (fprocess, http_port), and send it an alert.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { fixture } from './support/harness.js';
+import { type FunctionProcess, spawnFunction } from './support/process.js';
 
 const TEMPLATE = 'template/node18-ts-middleware';
 const NPM = ['--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'];
@@ -33,30 +34,10 @@ function fprocess(dir: string): string[] {
   return t.fprocess.split(' ');
 }
 
-interface Started {
-  child: ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  exited: Promise<number | null>;
-}
-
-async function startLikeWatchdog(dir: string, env: Record<string, string>, port: number): Promise<Started> {
+function startLikeWatchdog(dir: string, env: Record<string, string>, port: number): Promise<FunctionProcess> {
   const [cmd, ...args] = fprocess(dir);
-  const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: dir, env: { PATH: process.env.PATH ?? '', http_port: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  child.stdout?.on('data', (d: Buffer) => stdout.push(...d.toString().split('\n').filter(Boolean)));
-  child.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/_/health`)).ok) return { child, stdout, stderr, exited };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  child.kill('SIGKILL');
-  throw new Error(`the function did not start: ${stderr.join('\n')} ${stdout.join('\n')}`);
+  if (cmd !== 'node') throw new Error(`fprocess runs ${cmd}, not node`);
+  return spawnFunction(args, env, { cwd: dir, port });
 }
 
 const port = () => 20000 + Math.floor(Math.random() * 20000);

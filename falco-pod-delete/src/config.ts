@@ -34,6 +34,9 @@ export interface Config {
   podName: string | undefined;
   podNamespace: string | undefined;
   logLevel: string;
+  metricsPort: number;
+  clusterCoordination: boolean;
+  claimTtlSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -137,6 +140,16 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: "The function's own pod name (Kubernetes sets HOSTNAME); the function never acts on its own pod." },
   { key: 'podNamespace', env: 'POD_NAMESPACE', default: '', parse: optionalText,
     doc: "The function's own namespace when no service-account mount says it; the function never acts in it." },
+  { key: 'metricsPort', env: 'METRICS_PORT', default: '9464', parse: integer(0, 65535),
+    doc: 'Port of the Prometheus endpoint (GET /metrics), apart from the function port the watchdog proxies; 0 turns it off.' },
+  { key: 'clusterCoordination', env: 'COORDINATION', default: 'cluster', doc: 'cluster: replicas claim each pod and share one blast-radius budget through Leases in the function\'s namespace (exactly-once at any replica count); single: in-memory only, for exactly one replica.',
+    parse: (raw, env) => {
+      const v = raw.trim().toLowerCase();
+      if (v !== 'cluster' && v !== 'single') throw new ConfigError(env, `must be cluster or single, got "${raw}"`);
+      return v === 'cluster';
+    } },
+  { key: 'claimTtlSeconds', env: 'CLAIM_TTL_SECONDS', default: '30', parse: integer(5, 3600),
+    doc: 'How long a replica\'s claim on a pod holds before another replica may take it over (a replica that died between claim and action).' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level for diagnostics (audit lines are always written).',
     parse: (raw, env) => {
       const v = raw.trim().toLowerCase();

@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Alert, AlertError, parseAlert } from './alert.js';
 import { audit, auditLogger, createLogger } from './audit.js';
-import { type Config, loadConfig, readSecret } from './config.js';
+import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
+import { Coordinator } from './coordination.js';
 import { Deadline } from './deadline.js';
 import { decide, type Guards } from './decision.js';
 import { type EnvelopeKind, type Headers, unwrap } from './envelope.js';
@@ -12,6 +13,7 @@ import { ClientNodeKube, type ClusterSource, discoverCluster, type Kube } from '
 import { type Outcome, failed, httpStatus } from './outcome.js';
 import { type Policy, loadPolicy } from './policy.js';
 import { Responder } from './response.js';
+import { Metrics } from './metrics.js';
 
 export interface Answer {
   status: number;
@@ -26,6 +28,8 @@ export interface Delivery {
 
 export interface Parts {
   config: Config;
+  /** Supplied by fromEnv (its Kubernetes client reports to it); made here when absent. */
+  metrics?: Metrics;
   policy: Policy;
   kube: Kube | null;
   logger: Logger;
@@ -38,6 +42,20 @@ function ownNamespace(config: Config): string | undefined {
   const file = `${config.serviceAccountPathPrefix}/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
   if (existsSync(file)) return readFileSync(file, 'utf8').trim() || undefined;
   return config.podNamespace;
+}
+
+/** Claims and the shared budget live in the function's own namespace; without one, several replicas cannot be coordinated. */
+function coordinatorFor(parts: Parts): Coordinator | undefined {
+  const { config, kube, namespace } = parts;
+  if (!config.clusterCoordination || !kube) return undefined;
+  if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps claims in the function's namespace: none is known (no service-account mount); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
+  return new Coordinator(kube, {
+    namespace,
+    identity: config.podName ?? `falco-pod-delete-${process.pid}`,
+    claimTtlSeconds: config.claimTtlSeconds,
+    actionLimit: config.actionLimit,
+    actionWindowMs: config.actionWindowSeconds * 1000,
+  });
 }
 
 function digest(s: string): Buffer {
@@ -70,8 +88,13 @@ export class FalcoResponse {
       actionLimit: config.actionLimit,
       actionWindowMs: config.actionWindowSeconds * 1000,
       eventDeadlineMs: config.alertDeadlineMs,
-    }, policy, guards, (msg, extra) => logger.warn(extra, msg));
+    }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts));
+    const responder = this.responder;
+    this.metrics = parts.metrics ?? new Metrics({ coalescingEntries: () => 0, actionsInWindow: () => 0, actionLimit: config.actionLimit }, false);
+    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
   }
+
+  readonly metrics: Metrics;
 
   get guards(): Guards {
     return this.guardsValue;
@@ -83,7 +106,8 @@ export class FalcoResponse {
     const log = logger ?? createLogger(config.logLevel);
     const policy = loadPolicy(config);
     const source = discoverCluster(config, env);
-    const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls);
+    const metrics = new Metrics({ coalescingEntries: () => 0, actionsInWindow: () => 0, actionLimit: config.actionLimit });
+    const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls, (v, r, c, s) => metrics.observeKube(v, r, c, s));
     const namespace = ownNamespace(config);
     const startup = {
       cluster: source.kind,
@@ -92,6 +116,7 @@ export class FalcoResponse {
       criticalNamespaces: config.criticalNamespaces,
       policyEntries: policy.entries.map((e) => `${e.name}: ${e.action}`),
       actionLimit: config.actionLimit === 0 ? 'off' : `${config.actionLimit}/${config.actionWindowSeconds}s`,
+      coordination: config.clusterCoordination ? `cluster (Leases in ${namespace ?? '?'})` : 'single replica',
       sharedSecret: config.authTokenFile !== undefined,
     };
     if (source.kind === 'none') {
@@ -99,7 +124,7 @@ export class FalcoResponse {
     } else {
       log.info(startup, config.dryRun ? 'started in DRY_RUN mode: nothing will be changed' : 'started');
     }
-    return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind });
+    return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics });
   }
 
   get logger(): Logger {
@@ -198,7 +223,12 @@ export class FalcoResponse {
   private answer(outcome: Outcome, ctx: { envelope: EnvelopeKind | 'unknown'; alert: Alert | undefined; eventId: string | undefined; started: number }, audited = true): Answer {
     const status = httpStatus(outcome);
     const durationMs = performance.now() - ctx.started;
-    if (audited) audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
+    if (audited) {
+      audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
+      this.metrics.alerts.inc({ envelope: ctx.envelope });
+      this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
+      this.metrics.alertDuration.observe({ decision: outcome.decision }, durationMs / 1000);
+    }
     const body: Record<string, unknown> = {
       decision: outcome.decision,
       outcome: outcome.result,

@@ -1,6 +1,7 @@
 // The HTTP adapter shared by OpenFaaS, Kubeless-over-HTTP and Knative: Express request in, answer out.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Answer, FalcoResponse } from './core.js';
+import { startMetricsServer } from './metrics.js';
 
 function send(res: Response, answer: Answer): void {
   res.status(answer.status).set(answer.headers).json(answer.body);
@@ -12,8 +13,13 @@ export interface HttpFunction {
   close: () => Promise<void>;
 }
 
-/** The shape the node18-ts-middleware template loads: a default middleware, an error middleware, a close hook. */
-export function httpFunction(fn: FalcoResponse): HttpFunction {
+/**
+ * The shape the node18-ts-middleware template loads: a default middleware, an error middleware, a close hook.
+ * With METRICS_PORT set, Prometheus metrics are served on that port until close.
+ */
+export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number } = {}): HttpFunction {
+  const metricsServer = opts.metricsPort ? startMetricsServer(fn.metrics, opts.metricsPort) : undefined;
+  metricsServer?.catch((e: unknown) => fn.logger.error({ err: e, port: opts.metricsPort }, 'cannot serve metrics'));
   const handle: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') {
       res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });
@@ -32,6 +38,8 @@ export function httpFunction(fn: FalcoResponse): HttpFunction {
   };
   const close = async () => {
     await fn.drain();
+    const server = await metricsServer?.catch(() => undefined);
+    server?.close();
     fn.logger.flush();
   };
   return { default: handle, onError, close };

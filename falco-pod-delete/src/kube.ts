@@ -31,6 +31,25 @@ export interface EventNote {
   type: 'Normal' | 'Warning';
 }
 
+export interface LeaseRecord {
+  name: string;
+  resourceVersion: string;
+  holder: string | undefined;
+  renewTime: Date | undefined;
+  durationSeconds: number | undefined;
+  annotations: Record<string, string>;
+  labels: Record<string, string>;
+  created: Date | undefined;
+}
+
+export interface LeaseSpec {
+  name: string;
+  holder: string;
+  durationSeconds: number;
+  annotations: Record<string, string>;
+  labels: Record<string, string>;
+}
+
 export interface Kube {
   readPod(pod: PodRef, deadline: Deadline): Promise<PodSnapshot | null>;
   listPodsOnNode(node: string, deadline: Deadline): Promise<PodSnapshot[]>;
@@ -39,6 +58,13 @@ export interface Kube {
   ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void>;
   labelPod(pod: PodRef, uid: string, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
   createEvent(event: EventNote, deadline: Deadline): Promise<void>;
+  /** coordination.k8s.io Leases in the function's own namespace: claims and the shared action budget. */
+  createLease(namespace: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'exists'>;
+  readLease(namespace: string, name: string, deadline: Deadline): Promise<LeaseRecord | null>;
+  /** Replaces a lease only if it is still at `resourceVersion` (optimistic concurrency). */
+  replaceLease(namespace: string, resourceVersion: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'conflict' | 'gone'>;
+  deleteLease(namespace: string, name: string, deadline: Deadline): Promise<void>;
+  listLeases(namespace: string, labelSelector: string, deadline: Deadline): Promise<LeaseRecord[]>;
 }
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -193,6 +219,31 @@ function snapshot(pod: k8s.V1Pod): PodSnapshot {
   };
 }
 
+function leaseBody(namespace: string, l: LeaseSpec): k8s.V1Lease {
+  const now = new Date();
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: l.name, namespace, annotations: l.annotations, labels: l.labels },
+    spec: { holderIdentity: l.holder, leaseDurationSeconds: l.durationSeconds, acquireTime: now, renewTime: now },
+  };
+}
+
+function leaseRecord(l: k8s.V1Lease): LeaseRecord {
+  if (!l?.metadata?.name || !l.metadata.resourceVersion) throw new KubeError('bad-response', 'get', 'leases', l?.metadata?.namespace, 'the Kubernetes API answered with something that is not a Lease');
+  const renew = l.spec?.renewTime as unknown;
+  return {
+    name: l.metadata.name,
+    resourceVersion: l.metadata.resourceVersion,
+    holder: l.spec?.holderIdentity,
+    renewTime: renew ? new Date(renew as string) : undefined,
+    durationSeconds: l.spec?.leaseDurationSeconds,
+    annotations: l.metadata.annotations ?? {},
+    labels: l.metadata.labels ?? {},
+    created: l.metadata.creationTimestamp ? new Date(l.metadata.creationTimestamp) : undefined,
+  };
+}
+
 type HandledStatus = { handledStatus: 404 | 409 | 422 };
 
 function isStatus(r: unknown, code?: number): r is HandledStatus {
@@ -239,11 +290,17 @@ function tlsOptions(kc: k8s.KubeConfig): AgentOptions {
 export class ClientNodeKube implements Kube {
   private readonly core: k8s.CoreV1Api;
   private readonly net: k8s.NetworkingV1Api;
+  private readonly coordination: k8s.CoordinationV1Api;
   private readonly token: TokenFile | undefined;
 
   private readonly slots: Slots;
 
-  constructor(source: Exclude<ClusterSource, { kind: 'none' }>, private readonly apiTimeoutMs: number, maxInFlight: number) {
+  constructor(
+    source: Exclude<ClusterSource, { kind: 'none' }>,
+    private readonly apiTimeoutMs: number,
+    maxInFlight: number,
+    private readonly observe: (verb: string, resource: string, code: string, seconds: number) => void = () => undefined,
+  ) {
     this.slots = new Slots(maxInFlight);
     this.token = source.kind === 'in-cluster' ? source.token : undefined;
     const kc = source.kc;
@@ -263,6 +320,7 @@ export class ClientNodeKube implements Kube {
     const configuration = k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(cluster.server, {}), authMethods: { default: auth } });
     this.core = new k8s.CoreV1Api(configuration);
     this.net = new k8s.NetworkingV1Api(configuration);
+    this.coordination = new k8s.CoordinationV1Api(configuration);
   }
 
   /**
@@ -275,10 +333,15 @@ export class ClientNodeKube implements Kube {
     for (let attempt = 0; ; attempt++) {
       const release = await this.slots.acquire(deadline, t);
       const attemptSignal = deadline.attempt(this.apiTimeoutMs);
+      const started = performance.now();
+      const seen = (code: string) => this.observe(t.verb, t.resource, code, (performance.now() - started) / 1000);
       try {
-        return await fn(requestOptions(attemptSignal.signal, this.token, headers));
+        const result = await fn(requestOptions(attemptSignal.signal, this.token, headers));
+        seen('2xx');
+        return result;
       } catch (e) {
         const c = classify(e, t);
+        seen(c instanceof KubeError ? (c.status !== undefined ? String(c.status) : c.code) : String(c.handledStatus));
         if (!(c instanceof KubeError)) return c;
         if (c.code === 'unauthorized' && this.token && !reread) {
           reread = true;
@@ -361,6 +424,38 @@ export class ClientNodeKube implements Kube {
     if (isStatus(r, 404)) return 'gone';
     if (isStatus(r, 422) || isStatus(r, 409)) return 'replaced';
     return 'done';
+  }
+
+  async createLease(namespace: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'exists'> {
+    const r = await this.call({ verb: 'create', resource: 'leases', namespace }, deadline, (o) =>
+      this.coordination.createNamespacedLease({ namespace, body: leaseBody(namespace, lease) }, o));
+    if (isStatus(r, 409)) return 'exists';
+    if (isStatus(r)) throw new KubeError('rejected', 'create', 'leases', namespace, `the Kubernetes API refused the lease ${lease.name} (${r.handledStatus})`, r.handledStatus);
+    return leaseRecord(r);
+  }
+
+  async readLease(namespace: string, name: string, deadline: Deadline): Promise<LeaseRecord | null> {
+    const r = await this.call({ verb: 'get', resource: 'leases', namespace }, deadline, (o) => this.coordination.readNamespacedLease({ name, namespace }, o));
+    return isStatus(r) ? null : leaseRecord(r);
+  }
+
+  async replaceLease(namespace: string, resourceVersion: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'conflict' | 'gone'> {
+    const body = leaseBody(namespace, lease);
+    (body.metadata as k8s.V1ObjectMeta).resourceVersion = resourceVersion;
+    const r = await this.call({ verb: 'update', resource: 'leases', namespace }, deadline, (o) =>
+      this.coordination.replaceNamespacedLease({ name: lease.name, namespace, body }, o));
+    if (isStatus(r, 404)) return 'gone';
+    if (isStatus(r)) return 'conflict';
+    return leaseRecord(r);
+  }
+
+  async deleteLease(namespace: string, name: string, deadline: Deadline): Promise<void> {
+    await this.call({ verb: 'delete', resource: 'leases', namespace }, deadline, (o) => this.coordination.deleteNamespacedLease({ name, namespace }, o));
+  }
+
+  async listLeases(namespace: string, labelSelector: string, deadline: Deadline): Promise<LeaseRecord[]> {
+    const r = await this.call({ verb: 'list', resource: 'leases', namespace }, deadline, (o) => this.coordination.listNamespacedLease({ namespace, labelSelector }, o));
+    return isStatus(r) ? [] : r.items.map(leaseRecord);
   }
 
   async createEvent(event: EventNote, deadline: Deadline): Promise<void> {

@@ -3,7 +3,8 @@ import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer } from './bounds.js';
 import { Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
-import type { Kube, PodSnapshot } from './kube.js';
+import type { Kube, LeaseRecord, PodSnapshot } from './kube.js';
+import type { Coordinator } from './coordination.js';
 import { type Outcome, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
 
@@ -42,6 +43,8 @@ export class Responder {
     private readonly policy: Policy,
     private readonly guards: Guards,
     private readonly warn: (msg: string, extra: object) => void,
+    /** Set for several replicas: claims and the shared budget go through the API. */
+    private readonly coordinator?: Coordinator,
   ) {
     this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs);
     this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, (o) => SETTLED.has(o.result));
@@ -109,13 +112,46 @@ export class Responder {
         await this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${decision}: ${refusal.reason}`, deadline);
         return { ...base, result: 'skipped', ...refusal };
       }
-      if (!this.limiter.tryTake()) {
-        const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s`;
+      let claim: LeaseRecord | undefined;
+      if (this.coordinator) {
+        const c = await this.coordinator.claim(pod, deadline);
+        if (!c.won) {
+          const first = c.outcome ?? { result: 'accepted' as const, reason: `being handled by replica ${c.holder}` };
+          return { ...base, result: 'duplicate', code: 'claimed', reason: `claimed by replica ${c.holder}: ${c.outcome ? c.outcome.result : 'in progress'}`, first };
+        }
+        claim = c.lease;
+      }
+      const outcome = await this.actClaimed(alert, d, pod, deadline);
+      if (claim && this.coordinator) {
+        const coordinator = this.coordinator;
+        // A failure or a refused action gives the claim up, so that the next alert can act.
+        if (outcome.result === 'failed' || outcome.result === 'rate-limited') await coordinator.release(claim, deadline).catch(() => undefined);
+        else await coordinator.settle(claim, outcome.result, outcome.reason, deadline).catch(() => undefined);
+      }
+      return outcome;
+    } catch (e) {
+      return failed(decision, e, d.pod);
+    }
+  }
+
+  /** The action itself, once this replica holds the pod (or is the only replica). */
+  private async actClaimed(alert: Alert, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<Outcome> {
+    const kube = this.kube as Kube;
+    const decision = d.action;
+    const base = { decision, pod: d.pod } as const;
+    try {
+      let allowed = this.limiter.tryTake();
+      if (allowed && this.coordinator && !(await this.coordinator.takeSlot(deadline))) {
+        this.limiter.giveBack();
+        allowed = false;
+      }
+      if (!allowed) {
+        const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
         await this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${decision === 'delete' ? 'deleted' : 'isolated'}: ${reason}`, deadline);
         return { ...base, result: 'rate-limited', code: 'rate-limited', reason };
       }
       const result = decision === 'delete'
-        ? await this.kube.deletePod(d.pod, pod.uid, d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, this.settings.dryRun, deadline)
+        ? await kube.deletePod(d.pod, pod.uid, d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, this.settings.dryRun, deadline)
         : await this.isolate(d.pod, pod, deadline);
       if (result === 'gone') {
         this.limiter.giveBack();

@@ -130,6 +130,9 @@ export class FakeApiServer {
   readonly namespaces = new Map<string, Record<string, string>>();
   readonly networkPolicies = new Map<string, unknown>();
   readonly events: Record<string, unknown>[] = [];
+  /** coordination.k8s.io Leases by "namespace/name", with resourceVersion preconditions like the real server. */
+  readonly leases = new Map<string, Record<string, any>>();
+  private resourceVersion = 5000;
   tokens: string[];
   /** Count of requests by "METHOD path-kind", kept even when recording is off (benchmarks). */
   readonly counts = new Map<string, number>();
@@ -187,9 +190,9 @@ export class FakeApiServer {
     this.faults.push({ method: where.method, path: where.path, fault, times: where.times ?? 1 });
   }
 
-  /** Requests other than Event creation: the calls that read or change workloads. */
+  /** Requests other than Event writes and coordination Leases: the calls that read or change workloads. */
   get workloadCalls(): Recorded[] {
-    return this.requests.filter((r) => !r.path.endsWith('/events'));
+    return this.requests.filter((r) => !r.path.endsWith('/events') && !r.path.startsWith('/apis/coordination.k8s.io/'));
   }
 
   calls(method: string, pathPrefix = ''): Recorded[] {
@@ -258,6 +261,44 @@ export class FakeApiServer {
     return true;
   }
 
+  private routeLease(method: string, ns: string, name: string | undefined, query: URLSearchParams, body: unknown, res: ServerResponse): void {
+    const verb = method === 'GET' ? (name ? 'get' : 'list') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'DELETE' ? 'delete' : method.toLowerCase();
+    if (this.forbid(res, verb, 'leases', 'coordination.k8s.io', ns, name)) return;
+    const notFound = () => this.send(res, 404, status(404, 'NotFound', `leases.coordination.k8s.io "${name}" not found`, { name, group: 'coordination.k8s.io', kind: 'leases' }));
+    const key = `${ns}/${name}`;
+    if (method === 'GET' && !name) {
+      const selector = query.get('labelSelector') ?? '';
+      const wanted = selector.split(',').filter(Boolean).map((kv) => kv.split('='));
+      const items = [...this.leases.entries()].filter(([k]) => k.startsWith(`${ns}/`)).map(([, l]) => l).filter((l) => wanted.every(([k, v]) => l.metadata.labels?.[k] === v));
+      return this.send(res, 200, { apiVersion: 'coordination.k8s.io/v1', kind: 'LeaseList', metadata: { resourceVersion: String(this.resourceVersion) }, items });
+    }
+    if (method === 'GET') return this.leases.has(key) ? this.send(res, 200, this.leases.get(key)) : notFound();
+    if (method === 'POST') {
+      const lease = body as Record<string, any>;
+      const k = `${ns}/${lease.metadata.name}`;
+      if (this.leases.has(k)) return this.send(res, 409, status(409, 'AlreadyExists', `leases.coordination.k8s.io "${lease.metadata.name}" already exists`, { name: lease.metadata.name, group: 'coordination.k8s.io', kind: 'leases' }));
+      const stored = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', ...lease, metadata: { ...lease.metadata, namespace: ns, uid: randomUUID(), resourceVersion: String(++this.resourceVersion), creationTimestamp: new Date().toISOString() } };
+      this.leases.set(k, stored);
+      return this.send(res, 201, stored);
+    }
+    if (method === 'PUT') {
+      const current = this.leases.get(key);
+      if (!current) return notFound();
+      const lease = body as Record<string, any>;
+      if (lease.metadata?.resourceVersion !== current.metadata.resourceVersion) {
+        return this.send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, group: 'coordination.k8s.io', kind: 'leases' }));
+      }
+      const stored = { ...current, ...lease, metadata: { ...current.metadata, ...lease.metadata, resourceVersion: String(++this.resourceVersion) } };
+      this.leases.set(key, stored);
+      return this.send(res, 200, stored);
+    }
+    if (method === 'DELETE') {
+      if (!this.leases.delete(key)) return notFound();
+      return this.send(res, 200, status(200, 'Success', 'deleted'));
+    }
+    return notFound();
+  }
+
   private route(method: string, path: string, query: URLSearchParams, body: unknown, res: ServerResponse): void {
     let m: RegExpExecArray | null;
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(path))) {
@@ -315,6 +356,9 @@ export class FakeApiServer {
       ev.metadata = { ...meta, name: `${String(meta.generateName ?? 'event.')}${this.events.length}`, uid: randomUUID(), resourceVersion: '3' };
       this.events.push(ev);
       return this.send(res, 201, ev);
+    }
+    if ((m = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(path))) {
+      return this.routeLease(method, m[1], m[2], query, body, res);
     }
     if ((m = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/networkpolicies(?:\/([^/]+))?$/.exec(path))) {
       const [, ns, name] = m;

@@ -1,0 +1,73 @@
+// falco-pod-delete explain [policy-file] [--json] [--now] < alerts
+// Reads one alert, or a file of alerts one per line, and prints what the function would decide under the
+// policy (the file given, else POLICY / POLICY_FILE, else the default) and the guards from the environment.
+// Exit status: 0 when no alert would be acted on, 1 when any would, 2 on bad input or a bad policy.
+import { readFileSync } from 'node:fs';
+import { loadConfig } from './src/config.js';
+import type { Guards } from './src/decision.js';
+import { type Explanation, explain } from './src/explain.js';
+import { loadPolicy } from './src/policy.js';
+
+function usage(): never {
+  process.stderr.write('usage: falco-pod-delete explain [policy-file] [--json] [--now] < alert.json | alerts.ndjson\n  --now: treat every alert as just sent (fixtures have historical times)\n');
+  process.exit(2);
+}
+
+function documents(text: string): unknown[] {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  try {
+    const one: unknown = JSON.parse(trimmed);
+    return Array.isArray(one) ? one : [one];
+  } catch {
+    return trimmed.split('\n').filter((l) => l.trim() !== '').map((line, i) => {
+      try {
+        return JSON.parse(line) as unknown;
+      } catch (e) {
+        throw new Error(`line ${i + 1} is not JSON: ${(e as Error).message}`);
+      }
+    });
+  }
+}
+
+function render(i: number, e: Explanation): string {
+  const what = e.verdict === 'act' ? e.decision.toUpperCase() : e.verdict === 'reject' ? 'REJECT' : e.decision === 'log' ? 'LOG' : 'DECLINE';
+  const head = `#${i + 1} ${e.rule ?? '(no rule)'}${e.priority ? ` [${e.priority}]` : ''}${e.pod ? ` ${e.pod}` : ''}: ${what} (${e.code})`;
+  const lines = [head, `   why: ${e.reason}`];
+  if (e.checks && e.checks.length > 0) lines.push(`   then, against the live pod: ${e.checks.join('; ')}`);
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command !== 'explain') usage();
+  const json = rest.includes('--json');
+  const now = rest.includes('--now');
+  const files = rest.filter((a) => !a.startsWith('--'));
+  if (files.length > 1) usage();
+  const config = loadConfig(process.env);
+  const policy = files[0] ? loadPolicy({ policyFile: files[0] }) : loadPolicy(config);
+  const guards: Guards = {
+    criticalNamespaces: config.criticalNamespaces,
+    self: { namespace: config.podNamespace, name: undefined },
+    maxAlertAgeSeconds: config.maxAlertAgeSeconds,
+  };
+  const bodies = documents(readFileSync(0, 'utf8'));
+  let acted = 0;
+  for (const [i, body] of bodies.entries()) {
+    const input = now && typeof body === 'object' && body !== null && !Array.isArray(body) ? { ...body, time: new Date().toISOString() } : body;
+    const e = await explain(input, policy, guards);
+    if (e.verdict === 'act') acted++;
+    process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${render(i, e)}\n`);
+  }
+  if (!json) process.stdout.write(`${bodies.length} alert(s), ${acted} would be acted on\n`);
+  return acted > 0 ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`falco-pod-delete: ${(e as Error).message}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,63 @@
+// "What would the function do with this alert, and why?" The same parsing and decision code as the function,
+// without any Kubernetes call.
+import { type Alert, AlertError, parseAlert } from './alert.js';
+import { type Decision, type Guards, decide } from './decision.js';
+import { unwrap } from './envelope.js';
+import type { Policy } from './policy.js';
+
+export interface Explanation {
+  /** act: the policy's action would be taken, subject to verification against the live pod. */
+  verdict: 'act' | 'decline' | 'reject';
+  decision: 'delete' | 'isolate' | 'log' | 'skip' | 'reject';
+  code: string;
+  reason: string;
+  rule?: string;
+  priority?: string;
+  pod?: string;
+  entry?: string;
+  checks?: string[];
+}
+
+function describeAct(d: Extract<Decision, { kind: 'act' }>): Explanation {
+  const checks = d.action === 'log' ? [] : ['the pod exists and is not terminating', 'no opt-out label on the pod or its namespace'];
+  if (d.containerId) checks.push(`container ${d.containerId} belongs to the pod`);
+  if (d.podUid) checks.push(`the pod's UID is ${d.podUid}`);
+  if (d.action !== 'log') checks.push('the blast-radius limit is not reached');
+  return {
+    verdict: d.action === 'log' ? 'decline' : 'act',
+    decision: d.action,
+    code: d.action,
+    entry: d.entry,
+    pod: `${d.pod.namespace}/${d.pod.name}`,
+    reason: `policy entry "${d.entry}" matches: ${d.action}${d.gracePeriodSeconds !== undefined ? ` (grace period ${d.gracePeriodSeconds} s)` : ''}`,
+    checks,
+  };
+}
+
+export function explainDecision(alert: Alert, d: Decision): Explanation {
+  const base = { rule: alert.rule, priority: alert.priority };
+  switch (d.kind) {
+    case 'act':
+      return { ...base, ...describeAct(d) };
+    case 'lookup':
+      return { ...base, verdict: 'act', decision: 'delete', code: 'lookup', reason: `no pod named: the pod running container ${d.containerId} on node ${d.node} would be looked up, then the policy and guards applied to it`, checks: ['exactly one pod on the node runs that container'] };
+    case 'reject':
+      return { ...base, verdict: 'reject', decision: 'reject', code: d.code, reason: d.reason };
+    case 'decline':
+      return { ...base, verdict: 'decline', decision: 'skip', code: d.code, reason: d.reason, pod: d.pod ? `${d.pod.namespace}/${d.pod.name}` : undefined };
+  }
+}
+
+/** One delivery body (any envelope) explained; never throws. */
+export async function explain(body: unknown, policy: Policy, guards: Guards, now = Date.now(), headers: Record<string, string> = {}): Promise<Explanation> {
+  const unwrapped = await unwrap(headers, body);
+  if (!unwrapped.ok) return { verdict: 'reject', decision: 'reject', code: 'bad-envelope', reason: unwrapped.reason };
+  let alert: Alert;
+  try {
+    alert = parseAlert(unwrapped.alert);
+  } catch (e) {
+    if (e instanceof AlertError) return { verdict: 'reject', decision: 'reject', code: 'invalid-alert', reason: e.message };
+    throw e;
+  }
+  return explainDecision(alert, decide(alert, policy, guards, now));
+}

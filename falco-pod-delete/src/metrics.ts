@@ -1,0 +1,67 @@
+// Prometheus metrics, served on a port of their own (the watchdog proxies only the function's port).
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface BoundsState {
+  coalescingEntries: () => number;
+  actionsInWindow: () => number;
+  actionLimit: number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly alerts: Counter<'envelope'>;
+  readonly decisions: Counter<'decision' | 'outcome' | 'code'>;
+  readonly kubeRequests: Counter<'verb' | 'resource' | 'code'>;
+  readonly kubeDuration: Histogram<'verb' | 'resource'>;
+  readonly alertDuration: Histogram<'decision'>;
+
+  private bounds: BoundsState;
+
+  /** The pipeline's live state for the gauges (the responder exists only after the Kubernetes client). */
+  bind(bounds: BoundsState): void {
+    this.bounds = bounds;
+  }
+
+  constructor(bounds: BoundsState, processMetrics = true) {
+    this.bounds = bounds;
+    const state = () => this.bounds;
+    const registers = [this.registry];
+    this.alerts = new Counter({ name: 'falco_pod_delete_alerts_total', help: 'Requests received, by envelope (plain, kubeless, cloudevent, unknown).', labelNames: ['envelope'], registers });
+    this.decisions = new Counter({ name: 'falco_pod_delete_decisions_total', help: 'Alerts by decision, outcome and reason code.', labelNames: ['decision', 'outcome', 'code'], registers });
+    this.kubeRequests = new Counter({ name: 'falco_pod_delete_kube_requests_total', help: 'Kubernetes API calls by verb, resource and HTTP status (or error kind).', labelNames: ['verb', 'resource', 'code'], registers });
+    this.kubeDuration = new Histogram({ name: 'falco_pod_delete_kube_request_duration_seconds', help: 'Kubernetes API call latency.', labelNames: ['verb', 'resource'], buckets: SECONDS, registers });
+    this.alertDuration = new Histogram({ name: 'falco_pod_delete_alert_duration_seconds', help: 'Time from request to answer.', labelNames: ['decision'], buckets: SECONDS, registers });
+    new Gauge({ name: 'falco_pod_delete_coalescing_entries', help: 'Pods remembered for coalescing.', registers, collect() { this.set(state().coalescingEntries()); } });
+    new Gauge({ name: 'falco_pod_delete_actions_in_window', help: 'Actions taken in the current blast-radius window.', registers, collect() { this.set(state().actionsInWindow()); } });
+    new Gauge({ name: 'falco_pod_delete_action_limit', help: 'Blast-radius limit per window (0: off).', registers, collect() { this.set(state().actionLimit); } });
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'falco_pod_delete_' });
+  }
+
+  observeKube(verb: string, resource: string, code: string, seconds: number): void {
+    this.kubeRequests.inc({ verb, resource, code });
+    this.kubeDuration.observe({ verb, resource }, seconds);
+  }
+}
+
+/** GET /metrics on its own port; everything else is 404. */
+export async function startMetricsServer(metrics: Metrics, port: number, host = '0.0.0.0'): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      (e: unknown) => res.writeHead(500).end(String(e)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  server.unref();
+  return server;
+}

@@ -1,0 +1,94 @@
+// Several replicas against one API server that enforces AlreadyExists and resourceVersion preconditions:
+// exactly one action per pod, one cluster-wide blast-radius limit, and a dead replica's claim expires.
+import { execFileSync } from 'node:child_process';
+import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { fixture, withFields } from './support/harness.js';
+import { type FunctionProcess, spawnFunction } from './support/process.js';
+
+const TOKEN = 'replica-token';
+let api: FakeApiServer;
+let replicas: FunctionProcess[] = [];
+
+beforeAll(() => {
+  execFileSync('npm', ['run', '-s', 'build'], { stdio: 'ignore' });
+}, 120_000);
+beforeEach(async () => {
+  api = await new FakeApiServer(TOKEN).start();
+});
+afterEach(async () => {
+  for (const r of replicas) r.child.kill('SIGKILL');
+  replicas = [];
+  await api.stop();
+});
+
+async function startReplicas(n: number, extra: Record<string, string> = {}): Promise<FunctionProcess[]> {
+  const sa = stageServiceAccount(TOKEN);
+  replicas = await Promise.all(Array.from({ length: n }, (_, i) =>
+    spawnFunction(['--enable-source-maps', 'dist/index.mjs'], { ...inClusterEnv(api, sa.prefix), HOSTNAME: `falco-pod-delete-replica-${i}`, RECORD_EVENTS: 'false', ...extra })));
+  return replicas;
+}
+
+const shellFor = (name: string) => withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.pod.name': name, 'container.id': undefined });
+const podDeletes = () => api.calls('DELETE', '/api/v1/namespaces/');
+
+it('turns hundreds of identical alerts spread over three replicas into exactly one DELETE', async () => {
+  api.addPod({ namespace: 'default', name: 'kubecon' });
+  const rs = await startReplicas(3);
+  const alert = shellFor('kubecon');
+  const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => rs[i % 3].post({ ...alert, uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` })));
+  expect(podDeletes()).toHaveLength(1);
+  expect(answers.every((a) => a.status === 200)).toBe(true);
+  expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
+  expect(answers.filter((a) => a.body.outcome === 'duplicate')).toHaveLength(299);
+  const claims = [...api.leases.values()].filter((l) => l.metadata.name.startsWith('fpd-claim-'));
+  expect(claims).toHaveLength(1);
+  expect(claims[0].metadata.annotations['falco-pod-delete/outcome']).toBe('deleted');
+}, 60_000);
+
+it('acts on at most ACTION_LIMIT pods in total when 60 alerts for 60 pods are spread over three replicas', async () => {
+  for (let i = 0; i < 60; i++) api.addPod({ namespace: 'default', name: `pod-${i}` });
+  const rs = await startReplicas(3, { ACTION_LIMIT: '20' });
+  const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => rs[i % 3].post(shellFor(`pod-${i}`))));
+  const deleted = answers.filter((a) => a.body.outcome === 'deleted').length;
+  expect(podDeletes()).toHaveLength(deleted);
+  expect(deleted).toBe(20);
+  expect(answers.filter((a) => a.status === 429 && a.body.outcome === 'rate-limited')).toHaveLength(40);
+  const budget = api.leases.get('openfaas-fn/falco-pod-delete-budget');
+  expect(JSON.parse(budget?.metadata.annotations['falco-pod-delete/actions'])).toHaveLength(20);
+}, 60_000);
+
+it('leaves the pod actionable again once the claim of a replica killed between claim and action expires', async () => {
+  api.addPod({ namespace: 'default', name: 'kubecon' });
+  const [a, b] = await startReplicas(2, { CLAIM_TTL_SECONDS: '5' });
+  // Replica a claims the pod, then stalls on the budget read: killed there, it never deletes.
+  api.fail({ kind: 'delay', ms: 10_000 }, { method: 'GET', path: /falco-pod-delete-budget$/ });
+  const lost = a.post(shellFor('kubecon')).catch(() => undefined);
+  while (![...api.leases.keys()].some((k) => k.includes('fpd-claim-'))) await new Promise((r) => setTimeout(r, 20));
+  a.child.kill('SIGKILL');
+  await lost;
+  const early = await b.post(shellFor('kubecon'));
+  expect(early.body).toMatchObject({ outcome: 'duplicate', code: 'claimed', first: { result: 'accepted' } });
+  expect(String(early.body.reason)).toMatch(/claimed by replica falco-pod-delete-replica-0: in progress/);
+  expect(podDeletes()).toHaveLength(0);
+  await new Promise((r) => setTimeout(r, 5500));
+  const later = await b.post(shellFor('kubecon'));
+  expect(later.body).toMatchObject({ outcome: 'deleted' });
+  expect(podDeletes()).toHaveLength(1);
+}, 60_000);
+
+it('declines with a clear reason when the API cannot arbitrate (Leases forbidden), and never acts blind', async () => {
+  api.addPod({ namespace: 'default', name: 'kubecon' });
+  api.forbidden.add('create:leases');
+  const [r] = await startReplicas(1);
+  const answer = await r.post(shellFor('kubecon'));
+  expect(answer.status).toBe(403);
+  expect(answer.body).toMatchObject({ outcome: 'failed', error: { permission: 'create leases in namespace openfaas-fn' } });
+  expect(podDeletes()).toHaveLength(0);
+}, 60_000);
+
+it('skips claims with COORDINATION=single', async () => {
+  api.addPod({ namespace: 'default', name: 'kubecon' });
+  const [r] = await startReplicas(1, { COORDINATION: 'single' });
+  expect((await r.post(shellFor('kubecon'))).body).toMatchObject({ outcome: 'deleted' });
+  expect(api.requests.filter((c) => c.path.startsWith('/apis/coordination.k8s.io/'))).toEqual([]);
+}, 60_000);

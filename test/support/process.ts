@@ -1,0 +1,39 @@
+// A function process started the way the of-watchdog starts it (fprocess, http_port), for tests that need
+// real processes: the template build, SIGTERM draining, several replicas.
+import { type ChildProcess, spawn } from 'node:child_process';
+
+export interface FunctionProcess {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<number | null>;
+  post: (body: unknown) => Promise<{ status: number; body: Record<string, unknown> }>;
+}
+
+export const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
+
+export async function spawnFunction(args: string[], env: Record<string, string>, opts: { cwd?: string; port?: number } = {}): Promise<FunctionProcess> {
+  const port = opts.port ?? randomPort();
+  const child = spawn(process.execPath, args, { cwd: opts.cwd, env: { PATH: process.env.PATH ?? '', http_port: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  child.stdout?.on('data', (d: Buffer) => stdout.push(...d.toString().split('\n').filter(Boolean)));
+  child.stderr?.on('data', (d: Buffer) => stderr.push(...d.toString().split('\n').filter(Boolean)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}/`;
+  const post = async (body: unknown) => {
+    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Falcosidekick' }, body: JSON.stringify(body) });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}_/health`)).ok) return { child, port, url, stdout, stderr, exited, post };
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  child.kill('SIGKILL');
+  throw new Error(`the function did not start: ${stderr.join('\n')} ${stdout.join('\n')}`);
+}

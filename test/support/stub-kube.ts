@@ -1,0 +1,60 @@
+// An in-memory Kube for in-process tests (fuzzing, explain agreement): pods are described by a subclass,
+// leases behave like the API's (AlreadyExists, resourceVersion preconditions).
+import type { PodRef } from '../../falco-pod-delete/src/alert.js';
+import type { Kube, LeaseRecord, LeaseSpec, PodSnapshot } from '../../falco-pod-delete/src/kube.js';
+
+export abstract class StubKube implements Kube {
+  readonly touched: PodRef[] = [];
+  private readonly leases = new Map<string, LeaseRecord>();
+  private version = 1;
+
+  protected abstract pod(p: PodRef): PodSnapshot;
+
+  async readPod(p: PodRef) {
+    this.touched.push(p);
+    return this.pod(p);
+  }
+  async listPodsOnNode() {
+    return [this.pod({ namespace: 'default', name: 'found-by-container' })];
+  }
+  async readNamespaceLabels() {
+    return {};
+  }
+  async deletePod(p: PodRef) {
+    this.touched.push(p);
+    return 'done' as const;
+  }
+  async ensureQuarantinePolicy() {}
+  async labelPod(p: PodRef) {
+    this.touched.push(p);
+    return 'done' as const;
+  }
+  async createEvent() {}
+
+  private record(l: LeaseSpec): LeaseRecord {
+    return { name: l.name, resourceVersion: String(++this.version), holder: l.holder, renewTime: new Date(), durationSeconds: l.durationSeconds, annotations: l.annotations, labels: l.labels, created: new Date() };
+  }
+  async createLease(ns: string, l: LeaseSpec) {
+    if (this.leases.has(`${ns}/${l.name}`)) return 'exists' as const;
+    const r = this.record(l);
+    this.leases.set(`${ns}/${l.name}`, r);
+    return r;
+  }
+  async readLease(ns: string, name: string) {
+    return this.leases.get(`${ns}/${name}`) ?? null;
+  }
+  async replaceLease(ns: string, rv: string, l: LeaseSpec) {
+    const current = this.leases.get(`${ns}/${l.name}`);
+    if (!current) return 'gone' as const;
+    if (current.resourceVersion !== rv) return 'conflict' as const;
+    const r = this.record(l);
+    this.leases.set(`${ns}/${l.name}`, r);
+    return r;
+  }
+  async deleteLease(ns: string, name: string) {
+    this.leases.delete(`${ns}/${name}`);
+  }
+  async listLeases() {
+    return [...this.leases.values()];
+  }
+}
