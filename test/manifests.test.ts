@@ -9,7 +9,7 @@ const read = (p: string) => readFileSync(p, 'utf8');
 const rbac = YAML.parseAllDocuments(read('rbac.yaml')).map((d) => d.toJS() as Record<string, any>);
 const stack = YAML.parse(read('stack.yml')) as { functions: Record<string, Record<string, any>> };
 const fnSpec = stack.functions['falco-pod-delete'];
-const WATCHDOG_ENV = new Set(['exec_timeout', 'read_timeout', 'write_timeout']);
+const WATCHDOG_ENV = new Set(['exec_timeout', 'read_timeout', 'write_timeout', 'NODE_OPTIONS']);
 
 describe('stack.yml and the template', () => {
   const lang = fnSpec.lang as string;
