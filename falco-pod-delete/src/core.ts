@@ -2,13 +2,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { type Alert, AlertError, parseAlert } from './alert.js';
+import type { Alert } from './alert.js';
 import { audit, auditLogger, createLogger } from './audit.js';
 import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
 import { Coordinator } from './coordination.js';
 import { Deadline } from './deadline.js';
 import { decide, type Guards } from './decision.js';
-import { type EnvelopeKind, type Headers, unwrap } from './envelope.js';
+import type { EnvelopeKind, Headers } from './envelope.js';
+import { intake } from './intake.js';
 import { ClientNodeKube, type ClusterSource, discoverCluster, type Kube } from './kube.js';
 import { type Outcome, failed, httpStatus } from './outcome.js';
 import { type Policy, loadPolicy } from './policy.js';
@@ -43,6 +44,10 @@ function ownNamespace(config: Config): string | undefined {
   if (existsSync(file)) return readFileSync(file, 'utf8').trim() || undefined;
   return config.podNamespace;
 }
+
+/** Declines without an Event make no API call: no deadline (timer, AbortController) to set up and tear down. */
+const NO_DEADLINE = new Deadline(1);
+NO_DEADLINE.dispose();
 
 /** Claims and the shared budget live in the function's own namespace; without one, several replicas cannot be coordinated. */
 function coordinatorFor(parts: Parts): Coordinator | undefined {
@@ -193,21 +198,12 @@ export class FalcoResponse {
     if (!this.authorized(delivery.headers)) {
       return { decision: 'reject', result: 'rejected', code: 'unauthorized', reason: 'missing or wrong shared secret: send "Authorization: Bearer <token>"', rejectStatus: 401 };
     }
-    const unwrapped = await unwrap(delivery.headers, delivery.body);
-    if (!unwrapped.ok) {
-      seen(undefined, unwrapped.kind);
-      return { decision: 'reject', result: 'rejected', code: 'bad-envelope', reason: unwrapped.reason, rejectStatus: unwrapped.status };
-    }
-    seen(undefined, unwrapped.kind, unwrapped.eventId);
-    let alert: Alert;
-    try {
-      alert = parseAlert(unwrapped.alert);
-    } catch (e) {
-      if (e instanceof AlertError) return { decision: 'reject', result: 'rejected', code: 'invalid-alert', reason: e.message };
-      throw e;
-    }
-    seen(alert, unwrapped.kind, unwrapped.eventId);
+    const input = await intake(delivery.headers, delivery.body);
+    seen(input.ok ? input.alert : undefined, input.kind, input.eventId);
+    if (!input.ok) return { decision: 'reject', result: 'rejected', code: input.code, reason: input.reason, rejectStatus: input.status };
+    const alert = input.alert;
     const decision = decide(alert, this.parts.policy, this.guardsValue, Date.now());
+    if (decision.kind === 'decline' && !decision.refused) return this.responder.respond(alert, decision, NO_DEADLINE);
     const deadline = new Deadline(this.parts.config.alertDeadlineMs);
     const work = this.responder.respond(alert, decision, deadline).finally(() => deadline.dispose());
     const acts = decision.kind === 'lookup' || (decision.kind === 'act' && decision.action !== 'log');

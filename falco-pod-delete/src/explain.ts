@@ -1,8 +1,8 @@
 // "What would the function do with this alert, and why?" The same parsing and decision code as the function,
 // without any Kubernetes call.
-import { type Alert, AlertError, parseAlert } from './alert.js';
+import type { Alert } from './alert.js';
 import { type Decision, type Guards, decide } from './decision.js';
-import { unwrap } from './envelope.js';
+import { intake } from './intake.js';
 import type { Policy } from './policy.js';
 
 export interface Explanation {
@@ -50,14 +50,8 @@ export function explainDecision(alert: Alert, d: Decision): Explanation {
 
 /** One delivery body (any envelope) explained; never throws. */
 export async function explain(body: unknown, policy: Policy, guards: Guards, now = Date.now(), headers: Record<string, string> = {}): Promise<Explanation> {
-  const unwrapped = await unwrap(headers, body);
-  if (!unwrapped.ok) return { verdict: 'reject', decision: 'reject', code: 'bad-envelope', reason: unwrapped.reason };
-  let alert: Alert;
-  try {
-    alert = parseAlert(unwrapped.alert);
-  } catch (e) {
-    if (e instanceof AlertError) return { verdict: 'reject', decision: 'reject', code: 'invalid-alert', reason: e.message };
-    throw e;
-  }
+  const input = await intake(headers, body);
+  if (!input.ok) return { verdict: 'reject', decision: 'reject', code: input.code, reason: input.reason };
+  const alert = input.alert;
   return explainDecision(alert, decide(alert, policy, guards, now));
 }

@@ -3,8 +3,11 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Answer, FalcoResponse } from './core.js';
 import { startMetricsServer } from './metrics.js';
 
+/** Written directly: Express's res.json would also hash the body for an ETag nobody uses. */
 function send(res: Response, answer: Answer): void {
-  res.status(answer.status).set(answer.headers).json(answer.body);
+  const body = JSON.stringify(answer.body);
+  res.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...answer.headers });
+  res.end(body);
 }
 
 export interface HttpFunction {

@@ -40,6 +40,7 @@ const defaultOnError: ErrorRequestHandler = (err: { status?: number; message?: s
 export function createApp(fn: FunctionModule, opts: ServerOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false); // function answers are not cached: no per-response body hash
   app.set('trust proxy', true);
   app.get(['/_/health', '/_/ready'], (_req, res) => {
     res.json({ status: 'ok' });
