@@ -12,6 +12,7 @@ import { explain } from '../falco-pod-delete/src/explain.js';
 import type { PodSnapshot } from '../falco-pod-delete/src/kube.js';
 import { StubKube } from './support/stub-kube.js';
 import { DEFAULT_POLICY } from '../falco-pod-delete/src/policy.js';
+import { freePort } from './support/process.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { type RunningFunction, fixture, startFunction, withFields } from './support/harness.js';
 
@@ -24,7 +25,7 @@ describe('Prometheus metrics', () => {
   let port: number;
   beforeAll(async () => {
     api = await new FakeApiServer('m').start();
-    port = 20000 + Math.floor(Math.random() * 20000);
+    port = await freePort();
     fn = await startFunction(inClusterEnv(api, stageServiceAccount('m').prefix, { METRICS_PORT: String(port) }));
   });
   afterAll(async () => {

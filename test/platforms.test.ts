@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import vm from 'node:vm';
 import { CloudEvent, HTTP, emitterFor, httpTransport } from 'cloudevents';
+import { freePort } from './support/process.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount, tlsFiles } from './support/apiserver.js';
 import { type RunningFunction, fixture, startFunction } from './support/harness.js';
 
@@ -200,7 +201,7 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
   }
 
   async function framework(env: Record<string, string>): Promise<string> {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const main = resolve('node_modules/@google-cloud/functions-framework/build/src/main.js');
     child = spawn(process.execPath, [main, '--target=falcoPodDelete', '--source=dist/gcf', `--port=${port}`], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';

@@ -39,7 +39,11 @@ it('turns hundreds of identical alerts spread over three replicas into exactly o
   expect(podDeletes()).toHaveLength(1);
   expect(answers.every((a) => a.status === 200)).toBe(true);
   expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
-  expect(answers.filter((a) => a.body.outcome === 'duplicate')).toHaveLength(299);
+  // The rest: coalesced in a replica, claimed by another, or (a replica's first alert arriving after the
+  // deletion) already gone. None acts.
+  const others = answers.filter((a) => a.body.outcome !== 'deleted').map((a) => a.body.outcome);
+  expect(new Set(others)).toEqual(new Set(others.filter((o) => o === 'duplicate' || o === 'already gone')));
+  expect(others.filter((o) => o === 'duplicate').length).toBeGreaterThan(290);
   const claims = [...api.leases.values()].filter((l) => l.metadata.name.startsWith('fpd-claim-'));
   expect(claims).toHaveLength(1);
   expect(claims[0].metadata.annotations['falco-pod-delete/outcome']).toBe('deleted');

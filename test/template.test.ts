@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { fixture } from './support/harness.js';
-import { type FunctionProcess, spawnFunction } from './support/process.js';
+import { type FunctionProcess, freePort, spawnFunction } from './support/process.js';
 
 const TEMPLATE = 'template/node18-ts-middleware';
 const NPM = ['--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'];
@@ -40,7 +40,6 @@ function startLikeWatchdog(dir: string, env: Record<string, string>, port: numbe
   return spawnFunction(args, env, { cwd: dir, port });
 }
 
-const port = () => 20000 + Math.floor(Math.random() * 20000);
 
 describe('the node18-ts-middleware template with the falco-pod-delete handler', () => {
   let api: FakeApiServer;
@@ -67,7 +66,7 @@ describe('the node18-ts-middleware template with the falco-pod-delete handler', 
 
   it('deletes the pod an alert names, writes the audit line to stdout, and exits 0 on SIGTERM', async () => {
     const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['ee97d9c4186f' + '0'.repeat(52)] });
-    const p = port();
+    const p = await freePort();
     const fn = await startLikeWatchdog(dir, inClusterEnv(api, stageServiceAccount('watchdog-token').prefix), p);
     try {
       const r = await fetch(`http://127.0.0.1:${p}/`, {
@@ -87,7 +86,7 @@ describe('the node18-ts-middleware template with the falco-pod-delete handler', 
   });
 
   it('starts in dry-run and says so loudly when no cluster configuration is found', async () => {
-    const p = port();
+    const p = await freePort();
     const fn = await startLikeWatchdog(dir, {}, p);
     fn.child.kill('SIGTERM');
     expect(await fn.exited).toBe(0);
@@ -96,7 +95,7 @@ describe('the node18-ts-middleware template with the falco-pod-delete handler', 
 
   it('refuses to start on an invalid setting, naming the variable', async () => {
     const [cmd, ...args] = fprocess(dir);
-    const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: dir, env: { PATH: process.env.PATH ?? '', http_port: String(port()), ACTION_LIMIT: 'lots' } });
+    const child = spawn(cmd === 'node' ? process.execPath : cmd, args, { cwd: dir, env: { PATH: process.env.PATH ?? '', http_port: String(await freePort()), ACTION_LIMIT: 'lots' } });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -110,7 +109,7 @@ describe('the template as `faas-cli new --lang node18-ts-middleware` gives it', 
     const dir = shrinkwrap(undefined);
     try {
       dockerfileSteps(dir);
-      const p = port();
+      const p = await freePort();
       const fn = await startLikeWatchdog(dir, {}, p);
       const r = await fetch(`http://127.0.0.1:${p}/anything`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"hello":"world"}' });
       expect(await r.json()).toEqual({ received: { hello: 'world' }, path: '/anything' });

@@ -1,6 +1,7 @@
 // A function process started the way the of-watchdog starts it (fprocess, http_port), for tests that need
 // real processes: the template build, SIGTERM draining, several replicas.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 
 export interface FunctionProcess {
   child: ChildProcess;
@@ -12,10 +13,17 @@ export interface FunctionProcess {
   post: (body: unknown) => Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
-export const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
+/** A port the kernel just handed out, so that parallel test files do not collide. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 export async function spawnFunction(args: string[], env: Record<string, string>, opts: { cwd?: string; port?: number } = {}): Promise<FunctionProcess> {
-  const port = opts.port ?? randomPort();
+  const port = opts.port ?? (await freePort());
   const child = spawn(process.execPath, args, { cwd: opts.cwd, env: { PATH: process.env.PATH ?? '', http_port: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
