@@ -145,6 +145,19 @@ describe('guards no policy can override', () => {
 });
 
 describe('audit Events', () => {
+  it('writes one refusal Event per pod per window, and at most a burst of 50 across pods, while auditing every alert', async () => {
+    await start();
+    for (let i = 0; i < 20; i++) await fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
+    await fn.fn.drain();
+    expect(api.events).toHaveLength(1);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system', 'k8s.pod.name': `p-${i}` }))));
+    await fn.fn.drain();
+    expect(api.events.length).toBeGreaterThanOrEqual(49);
+    expect(api.events.length).toBeLessThanOrEqual(52);
+    expect(fn.audits()).toHaveLength(120);
+    expect(api.calls('DELETE')).toHaveLength(0);
+  });
+
   it('creates an Event regarding the deleted pod naming rule, priority and action', async () => {
     const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();

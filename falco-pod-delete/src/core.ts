@@ -96,7 +96,7 @@ export class FalcoResponse {
     }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts));
     const responder = this.responder;
     this.metrics = parts.metrics ?? new Metrics({ coalescingEntries: () => 0, actionsInWindow: () => 0, actionLimit: config.actionLimit }, false);
-    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
+    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
   }
 
   readonly metrics: Metrics;

@@ -6,6 +6,7 @@ const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 export interface BoundsState {
   coalescingEntries: () => number;
+  eventsSuppressed?: () => number;
   actionsInWindow: () => number;
   actionLimit: number;
 }
@@ -37,6 +38,7 @@ export class Metrics {
     new Gauge({ name: 'falco_pod_delete_coalescing_entries', help: 'Pods remembered for coalescing.', registers, collect() { this.set(state().coalescingEntries()); } });
     new Gauge({ name: 'falco_pod_delete_actions_in_window', help: 'Actions taken in the current blast-radius window.', registers, collect() { this.set(state().actionsInWindow()); } });
     new Gauge({ name: 'falco_pod_delete_action_limit', help: 'Blast-radius limit per window (0: off).', registers, collect() { this.set(state().actionLimit); } });
+    new Gauge({ name: 'falco_pod_delete_events_suppressed', help: 'Kubernetes Events not written (one per pod and reason per window; at most 20/s, bursts of 50).', registers, collect() { this.set(state().eventsSuppressed?.() ?? 0); } });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'falco_pod_delete_' });
   }
 

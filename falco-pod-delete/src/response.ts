@@ -28,12 +28,20 @@ const DONE: Record<ActionKind, Outcome['result']> = { delete: 'deleted', isolate
 const SETTLED = new Set<Outcome['result']>(['deleted', 'isolated', 'dry-run', 'already gone', 'replaced', 'skipped']);
 
 const NAMESPACE_TTL_MS = 10_000;
+/** Events protect the API server like the kubelet's recorder does: one per pod and reason per window, and a rate cap. */
+const EVENT_BURST = 50;
+const EVENTS_PER_SECOND = 20;
 
 export class Responder {
   readonly limiter: ActionLimiter;
   readonly coalescer: Coalescer<Outcome>;
   /** Event writes still under way: they never delay the answer, and a graceful stop waits for them. */
   readonly pendingEvents = new Set<Promise<void>>();
+  private readonly recentEvents = new Map<string, number>();
+  private eventTokens = EVENT_BURST;
+  private eventTokensAt = Date.now();
+  /** Events not written because of the dedup window or the rate cap. */
+  eventsSuppressed = 0;
   /** Namespace labels for the opt-out check, kept briefly so a burst costs one read per namespace. */
   private readonly namespaces = new Map<string, { labels: Record<string, string> | null; at: number }>();
 
@@ -191,6 +199,19 @@ export class Responder {
     return undefined;
   }
 
+  private eventAllowed(key: string): boolean {
+    const now = Date.now();
+    const last = this.recentEvents.get(key);
+    if (last !== undefined && now - last < Math.max(this.settings.coalesceWindowMs, 1000)) return false;
+    this.eventTokens = Math.min(EVENT_BURST, this.eventTokens + ((now - this.eventTokensAt) / 1000) * EVENTS_PER_SECOND);
+    this.eventTokensAt = now;
+    if (this.eventTokens < 1) return false;
+    this.eventTokens--;
+    if (this.recentEvents.size >= 10_000) this.recentEvents.clear();
+    this.recentEvents.set(key, now);
+    return true;
+  }
+
   private async namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
     const cached = this.namespaces.get(namespace);
     if (cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
@@ -210,6 +231,10 @@ export class Responder {
   private async recordEvent(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string, _deadline: Deadline): Promise<void> {
     const kube = this.kube;
     if (!kube || !this.settings.recordEvents) return;
+    if (!this.eventAllowed(`${reason}:${pod.namespace}/${pod.name}`)) {
+      this.eventsSuppressed++;
+      return;
+    }
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
     // Its own deadline: the alert's may end with the answer.
     const deadline = new Deadline(this.settings.eventDeadlineMs);
