@@ -153,7 +153,7 @@ describe('audit Events', () => {
     await Promise.all(Array.from({ length: 100 }, (_, i) => fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system', 'k8s.pod.name': `p-${i}` }))));
     await fn.fn.drain();
     expect(api.events.length).toBeGreaterThanOrEqual(49);
-    expect(api.events.length).toBeLessThanOrEqual(52);
+    expect(api.events.length).toBeLessThanOrEqual(60); // 1 + a burst of 50 + what 20/s refills meanwhile
     expect(fn.audits()).toHaveLength(120);
     expect(api.calls('DELETE')).toHaveLength(0);
   });

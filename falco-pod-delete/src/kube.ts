@@ -454,7 +454,8 @@ export class ClientNodeKube implements Kube {
   }
 
   async listLeases(namespace: string, labelSelector: string, deadline: Deadline): Promise<LeaseRecord[]> {
-    const r = await this.call({ verb: 'list', resource: 'leases', namespace }, deadline, (o) => this.coordination.listNamespacedLease({ namespace, labelSelector }, o));
+    // One page: a sweep looks at the oldest few hundred claims at a time, never at an unbounded list.
+    const r = await this.call({ verb: 'list', resource: 'leases', namespace }, deadline, (o) => this.coordination.listNamespacedLease({ namespace, labelSelector, limit: 200 }, o));
     return isStatus(r) ? [] : r.items.map(leaseRecord);
   }
 

@@ -269,7 +269,9 @@ export class FakeApiServer {
     if (method === 'GET' && !name) {
       const selector = query.get('labelSelector') ?? '';
       const wanted = selector.split(',').filter(Boolean).map((kv) => kv.split('='));
-      const items = [...this.leases.entries()].filter(([k]) => k.startsWith(`${ns}/`)).map(([, l]) => l).filter((l) => wanted.every(([k, v]) => l.metadata.labels?.[k] === v));
+      const limit = Number(query.get('limit') ?? '0');
+      const all = [...this.leases.entries()].filter(([k]) => k.startsWith(`${ns}/`)).map(([, l]) => l).filter((l) => wanted.every(([k, v]) => l.metadata.labels?.[k] === v));
+      const items = limit > 0 ? all.slice(0, limit) : all;
       return this.send(res, 200, { apiVersion: 'coordination.k8s.io/v1', kind: 'LeaseList', metadata: { resourceVersion: String(this.resourceVersion) }, items });
     }
     if (method === 'GET') return this.leases.has(key) ? this.send(res, 200, this.leases.get(key)) : notFound();
