@@ -196,7 +196,7 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
       'apiVersion: v1', 'kind: Config', 'current-context: gke',
       'clusters:', `- name: gke`, `  cluster: { server: "${api.url}", certificate-authority: "${tlsFiles().caPath}" }`,
       'users:', '- name: falco-pod-delete', `  user: { token: "${TOKEN}" }`,
-      'contexts:', '- name: gke', '  context: { cluster: gke, user: falco-pod-delete }',
+      'contexts:', '- name: gke', '  context: { cluster: gke, user: falco-pod-delete, namespace: openfaas-fn }',
     ].join('\n');
   }
 
@@ -226,15 +226,17 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
     const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON] });
     const path = join(tmpdir(), `fpd-kubeconfig-${process.pid}.yaml`);
     writeFileSync(path, kubeconfig());
-    const url = await framework({ KUBECONFIG_FILE: path, POD_NAMESPACE: 'openfaas-fn' });
+    const url = await framework({ KUBECONFIG_FILE: path });
     const r = await post(url, JSON.stringify(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json')));
     expect(r).toMatchObject({ status: 200, body: { outcome: 'deleted', pod: 'kubecon' } });
+    // Outside the cluster, claims go to the kubeconfig context's namespace.
+    expect([...api.leases.keys()].some((k) => k.startsWith('openfaas-fn/fpd-claim-'))).toBe(true);
     expect(api.calls('DELETE')).toEqual([expect.objectContaining({ path: '/api/v1/namespaces/default/pods/kubecon', authorization: `Bearer ${TOKEN}`, body: expect.objectContaining({ preconditions: { uid: pod.metadata.uid } }) })]);
   });
 
   it('deletes the pod with the kubeconfig from KUBECONFIG_DATA, and answers bad input with a 400 and no call', async () => {
     api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON] });
-    const url = await framework({ KUBECONFIG_DATA: kubeconfig(), COORDINATION: 'single' });
+    const url = await framework({ KUBECONFIG_DATA: kubeconfig() });
     const bad = await post(url, JSON.stringify({ rule: 'Terminal shell in container' }));
     expect(bad.status).toBe(400);
     expect(String(bad.body.reason)).toMatch(/missing "priority"/);

@@ -53,7 +53,7 @@ NO_DEADLINE.dispose();
 function coordinatorFor(parts: Parts): Coordinator | undefined {
   const { config, kube, namespace } = parts;
   if (!config.clusterCoordination || !kube) return undefined;
-  if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps claims in the function's namespace: none is known (no service-account mount); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
+  if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps claims in the function's namespace: none is known (no service-account mount, no namespace in the kubeconfig context); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
   return new Coordinator(kube, {
     namespace,
     identity: config.podName ?? `falco-pod-delete-${process.pid}`,
@@ -113,7 +113,8 @@ export class FalcoResponse {
     const source = discoverCluster(config, env);
     const metrics = new Metrics({ coalescingEntries: () => 0, actionsInWindow: () => 0, actionLimit: config.actionLimit });
     const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls, (v, r, c, s) => metrics.observeKube(v, r, c, s));
-    const namespace = ownNamespace(config);
+    // Own namespace: the service-account mount, POD_NAMESPACE, else the kubeconfig context's (outside a cluster).
+    const namespace = ownNamespace(config) ?? (source.kind === 'none' ? undefined : source.kc.getContextObject(source.kc.getCurrentContext())?.namespace);
     const startup = {
       cluster: source.kind,
       server: source.kind === 'none' ? undefined : source.kc.getCurrentCluster()?.server,
