@@ -75,6 +75,15 @@ function boolean(raw: string, env: string): boolean {
   throw new ConfigError(env, `must be true or false, got "${raw}"`);
 }
 
+/** One of a few words (any letter case). */
+function oneOf<W extends string>(...words: W[]) {
+  return (raw: string, env: string): W => {
+    const v = raw.trim().toLowerCase();
+    if (!(words as string[]).includes(v)) throw new ConfigError(env, `must be ${words.length === 2 ? words.join(' or ') : `one of ${words.join(', ')}`}, got "${raw}"`);
+    return v as W;
+  };
+}
+
 function optionalText(raw: string): string | undefined {
   return raw.trim() === '' ? undefined : raw.trim();
 }
@@ -121,11 +130,7 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
   { key: 'alertDeadlineMs', env: 'ALERT_DEADLINE_MS', default: '10000', parse: integer(100, 600000),
     doc: 'Overall time budget for one alert, retries included.' },
   { key: 'asyncResponse', env: 'RESPONSE_MODE', default: 'sync', doc: 'sync: answer once the action is done; async: answer 202 once the alert is decided and act in the background (outcome in the audit line and Event).',
-    parse: (raw, env) => {
-      const v = raw.trim().toLowerCase();
-      if (v !== 'sync' && v !== 'async') throw new ConfigError(env, `must be sync or async, got "${raw}"`);
-      return v === 'async';
-    } },
+    parse: (raw, env) => oneOf('sync', 'async')(raw, env) === 'async' },
   { key: 'apiTimeoutMs', env: 'API_TIMEOUT_MS', default: '3000', parse: integer(50, 600000),
     doc: 'Timeout of a single Kubernetes API call.' },
   { key: 'maxInFlightApiCalls', env: 'MAX_INFLIGHT_API_CALLS', default: '16', parse: integer(1, 1000),
@@ -143,19 +148,11 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
   { key: 'metricsPort', env: 'METRICS_PORT', default: '9464', parse: integer(0, 65535),
     doc: 'Port of the Prometheus endpoint (GET /metrics), apart from the function port the watchdog proxies; 0 turns it off.' },
   { key: 'clusterCoordination', env: 'COORDINATION', default: 'cluster', doc: 'cluster: replicas claim each pod and share one blast-radius budget through Leases in the function\'s namespace (exactly-once at any replica count); single: in-memory only, for exactly one replica.',
-    parse: (raw, env) => {
-      const v = raw.trim().toLowerCase();
-      if (v !== 'cluster' && v !== 'single') throw new ConfigError(env, `must be cluster or single, got "${raw}"`);
-      return v === 'cluster';
-    } },
+    parse: (raw, env) => oneOf('cluster', 'single')(raw, env) === 'cluster' },
   { key: 'claimTtlSeconds', env: 'CLAIM_TTL_SECONDS', default: '30', parse: integer(5, 3600),
     doc: 'How long a replica\'s claim on a pod holds before another replica may take it over (a replica that died between claim and action).' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level for diagnostics (audit lines are always written).',
-    parse: (raw, env) => {
-      const v = raw.trim().toLowerCase();
-      if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v)) throw new ConfigError(env, `must be a log level, got "${raw}"`);
-      return v;
-    } },
+    parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
 ];
 
 export function loadConfig(env: Env = process.env): Config {

@@ -13,7 +13,9 @@ describe('loadConfig', () => {
     ['ACTION_LIMIT', 'many', /ACTION_LIMIT must be a whole number/],
     ['MAX_ALERT_AGE_SECONDS', '0', /MAX_ALERT_AGE_SECONDS must be between 1/],
     ['OPT_OUT_LABEL', 'not a label!', /OPT_OUT_LABEL must be a Kubernetes label key/],
-    ['LOG_LEVEL', 'loud', /LOG_LEVEL must be a log level/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent/],
+    ['COORDINATION', 'multi', /COORDINATION must be cluster or single, got "multi"/],
+    ['RESPONSE_MODE', 'later', /RESPONSE_MODE must be sync or async/],
     ['AUTH_TOKEN_FILE', '/nonexistent/token', /AUTH_TOKEN_FILE names \/nonexistent\/token, which cannot be read/],
   ])('stops on an invalid %s, naming it', (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
