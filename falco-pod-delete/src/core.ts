@@ -45,7 +45,7 @@ function ownNamespace(config: Config): string | undefined {
   return config.podNamespace;
 }
 
-/** Declines without an Event make no API call: no deadline (timer, AbortController) to set up and tear down. */
+/** Declines and rejections make no API call on the alert's path (Events have their own deadline): none to set up. */
 const NO_DEADLINE = new Deadline(1);
 NO_DEADLINE.dispose();
 
@@ -95,15 +95,11 @@ export class FalcoResponse {
       eventDeadlineMs: config.alertDeadlineMs,
     }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts));
     const responder = this.responder;
-    this.metrics = parts.metrics ?? new Metrics({ coalescingEntries: () => 0, actionsInWindow: () => 0, actionLimit: config.actionLimit }, false);
+    this.metrics = parts.metrics ?? new Metrics(false);
     this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
   }
 
   readonly metrics: Metrics;
-
-  get guards(): Guards {
-    return this.guardsValue;
-  }
 
   /** Everything from the environment, validated once; throws ConfigError or PolicyError naming what is wrong. */
   static fromEnv(env: Record<string, string | undefined> = process.env, logger?: Logger): FalcoResponse {
@@ -111,7 +107,7 @@ export class FalcoResponse {
     const log = logger ?? createLogger(config.logLevel);
     const policy = loadPolicy(config);
     const source = discoverCluster(config, env);
-    const metrics = new Metrics({ coalescingEntries: () => 0, actionsInWindow: () => 0, actionLimit: config.actionLimit });
+    const metrics = new Metrics();
     const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls, (v, r, c, s) => metrics.observeKube(v, r, c, s));
     // Own namespace: the service-account mount, POD_NAMESPACE, else the kubeconfig context's (outside a cluster).
     const namespace = ownNamespace(config) ?? (source.kind === 'none' ? undefined : source.kc.getContextObject(source.kc.getCurrentContext())?.namespace);
@@ -204,7 +200,7 @@ export class FalcoResponse {
     if (!input.ok) return { decision: 'reject', result: 'rejected', code: input.code, reason: input.reason, rejectStatus: input.status };
     const alert = input.alert;
     const decision = decide(alert, this.parts.policy, this.guardsValue, Date.now());
-    if (decision.kind === 'decline' && !decision.refused) return this.responder.respond(alert, decision, NO_DEADLINE);
+    if (decision.kind === 'decline' || decision.kind === 'reject') return this.responder.respond(alert, decision, NO_DEADLINE);
     const deadline = new Deadline(this.parts.config.alertDeadlineMs);
     const work = this.responder.respond(alert, decision, deadline).finally(() => deadline.dispose());
     const acts = decision.kind === 'lookup' || (decision.kind === 'act' && decision.action !== 'log');

@@ -6,7 +6,7 @@ const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 export interface BoundsState {
   coalescingEntries: () => number;
-  eventsSuppressed?: () => number;
+  eventsSuppressed: () => number;
   actionsInWindow: () => number;
   actionLimit: number;
 }
@@ -19,15 +19,14 @@ export class Metrics {
   readonly kubeDuration: Histogram<'verb' | 'resource'>;
   readonly alertDuration: Histogram<'decision'>;
 
-  private bounds: BoundsState;
+  private bounds: BoundsState | undefined;
 
   /** The pipeline's live state for the gauges (the responder exists only after the Kubernetes client). */
   bind(bounds: BoundsState): void {
     this.bounds = bounds;
   }
 
-  constructor(bounds: BoundsState, processMetrics = true) {
-    this.bounds = bounds;
+  constructor(processMetrics = true) {
     const state = () => this.bounds;
     const registers = [this.registry];
     this.alerts = new Counter({ name: 'falco_pod_delete_alerts_total', help: 'Requests received, by envelope (plain, kubeless, cloudevent, unknown).', labelNames: ['envelope'], registers });
@@ -35,10 +34,10 @@ export class Metrics {
     this.kubeRequests = new Counter({ name: 'falco_pod_delete_kube_requests_total', help: 'Kubernetes API calls by verb, resource and HTTP status (or error kind).', labelNames: ['verb', 'resource', 'code'], registers });
     this.kubeDuration = new Histogram({ name: 'falco_pod_delete_kube_request_duration_seconds', help: 'Kubernetes API call latency.', labelNames: ['verb', 'resource'], buckets: SECONDS, registers });
     this.alertDuration = new Histogram({ name: 'falco_pod_delete_alert_duration_seconds', help: 'Time from request to answer.', labelNames: ['decision'], buckets: SECONDS, registers });
-    new Gauge({ name: 'falco_pod_delete_coalescing_entries', help: 'Pods remembered for coalescing.', registers, collect() { this.set(state().coalescingEntries()); } });
-    new Gauge({ name: 'falco_pod_delete_actions_in_window', help: 'Actions taken in the current blast-radius window.', registers, collect() { this.set(state().actionsInWindow()); } });
-    new Gauge({ name: 'falco_pod_delete_action_limit', help: 'Blast-radius limit per window (0: off).', registers, collect() { this.set(state().actionLimit); } });
-    new Gauge({ name: 'falco_pod_delete_events_suppressed', help: 'Kubernetes Events not written (one per pod and reason per window; at most 20/s, bursts of 50).', registers, collect() { this.set(state().eventsSuppressed?.() ?? 0); } });
+    new Gauge({ name: 'falco_pod_delete_coalescing_entries', help: 'Pods remembered for coalescing.', registers, collect() { this.set(state()?.coalescingEntries() ?? 0); } });
+    new Gauge({ name: 'falco_pod_delete_actions_in_window', help: 'Actions taken in the current blast-radius window.', registers, collect() { this.set(state()?.actionsInWindow() ?? 0); } });
+    new Gauge({ name: 'falco_pod_delete_action_limit', help: 'Blast-radius limit per window (0: off).', registers, collect() { this.set(state()?.actionLimit ?? 0); } });
+    new Gauge({ name: 'falco_pod_delete_events_suppressed', help: 'Kubernetes Events not written (one per pod and reason per window; at most 20/s, bursts of 50).', registers, collect() { this.set(state()?.eventsSuppressed() ?? 0); } });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'falco_pod_delete_' });
   }
 

@@ -63,7 +63,7 @@ export class Responder {
       case 'reject':
         return { decision: 'reject', result: 'rejected', code: decision.code, reason: decision.reason };
       case 'decline':
-        if (decision.refused && decision.pod) await this.recordEvent(alert, decision.pod, undefined, 'FalcoResponseRefused', `refused to ${decision.refused}: ${decision.reason}`, deadline);
+        if (decision.refused && decision.pod) this.recordEvent(alert, decision.pod, undefined, 'FalcoResponseRefused', `refused to ${decision.refused}: ${decision.reason}`);
         return { decision: 'skip', result: 'skipped', code: decision.code, reason: decision.reason, pod: decision.pod };
       case 'lookup':
         return this.lookup(alert, decision, deadline);
@@ -117,7 +117,7 @@ export class Responder {
       if (!pod) return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist` };
       const refusal = await this.verify(d, pod, deadline);
       if (refusal) {
-        await this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${decision}: ${refusal.reason}`, deadline);
+        this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${decision}: ${refusal.reason}`);
         return { ...base, result: 'skipped', ...refusal };
       }
       let claim: LeaseRecord | undefined;
@@ -155,7 +155,7 @@ export class Responder {
       }
       if (!allowed) {
         const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
-        await this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${decision === 'delete' ? 'deleted' : 'isolated'}: ${reason}`, deadline);
+        this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${decision === 'delete' ? 'deleted' : 'isolated'}: ${reason}`);
         return { ...base, result: 'rate-limited', code: 'rate-limited', reason };
       }
       const result = decision === 'delete'
@@ -173,7 +173,7 @@ export class Responder {
       const outcome: Outcome = this.settings.dryRun
         ? { ...base, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${verb} ${d.pod.namespace}/${d.pod.name} (server-side dry run passed)` }
         : { ...base, result: DONE[decision], code: decision, reason: `${verb} by policy entry "${d.entry}"` };
-      await this.recordEvent(alert, d.pod, pod.uid, this.settings.dryRun ? 'FalcoResponseDryRun' : decision === 'delete' ? 'FalcoResponseDeleted' : 'FalcoResponseIsolated', outcome.reason, deadline);
+      this.recordEvent(alert, d.pod, pod.uid, this.settings.dryRun ? 'FalcoResponseDryRun' : decision === 'delete' ? 'FalcoResponseDeleted' : 'FalcoResponseIsolated', outcome.reason);
       return outcome;
     } catch (e) {
       return failed(decision, e, d.pod);
@@ -228,7 +228,7 @@ export class Responder {
   }
 
   /** Best effort and off the answer's path: an Event that cannot be written is logged, never changes the outcome. */
-  private async recordEvent(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string, _deadline: Deadline): Promise<void> {
+  private recordEvent(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string): void {
     const kube = this.kube;
     if (!kube || !this.settings.recordEvents) return;
     if (!this.eventAllowed(`${reason}:${pod.namespace}/${pod.name}`)) {
