@@ -1,37 +1,20 @@
 // The OpenFaaS path end to end: template server + handler, real client-node over TLS to the stand-in API.
-import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
-import { type RunningFunction, fixture, startFunction, withFields } from './support/harness.js';
+import { fixture, withFields, withStandIn } from './support/harness.js';
 
 const TOKEN = 'sa-token-1';
 const KUBECON_CONTAINER = 'ee97d9c4186f' + 'a'.repeat(52);
 
-let api: FakeApiServer;
-let fn: RunningFunction;
-let sa: { prefix: string; tokenPath: string };
-
-beforeEach(async () => {
-  api = await new FakeApiServer(TOKEN).start();
-  sa = stageServiceAccount(TOKEN);
-});
-
-afterEach(async () => {
-  await fn?.stop();
-  await api.stop();
-});
-
-async function start(extra: Record<string, string> = {}) {
-  fn = await startFunction(inClusterEnv(api, sa.prefix, extra));
-  return fn;
-}
+const t = withStandIn(TOKEN);
+const start = t.start;
 
 describe('a Falcosidekick alert for a pod in default', () => {
   it('deletes the pod with one DELETE carrying the service-account token and a UID precondition', async () => {
-    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
     await start();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ decision: 'delete', outcome: 'deleted', namespace: 'default', pod: 'kubecon', dryRun: false });
-    const deletes = api.calls('DELETE');
+    const deletes = t.api.calls('DELETE');
     expect(deletes).toHaveLength(1);
     expect(deletes[0]).toMatchObject({
       method: 'DELETE',
@@ -39,21 +22,21 @@ describe('a Falcosidekick alert for a pod in default', () => {
       authorization: `Bearer ${TOKEN}`,
       body: { preconditions: { uid: pod.metadata.uid } },
     });
-    expect(api.pods.has('default/kubecon')).toBe(false);
-    expect(api.workloadCalls.map((c) => `${c.method} ${c.path}`)).toEqual([
+    expect(t.api.pods.has('default/kubecon')).toBe(false);
+    expect(t.api.workloadCalls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /api/v1/namespaces/default/pods/kubecon',
       'GET /api/v1/namespaces/default',
       'DELETE /api/v1/namespaces/default/pods/kubecon',
     ]);
-    for (const c of api.requests) expect(c.authorization).toBe(`Bearer ${TOKEN}`);
+    for (const c of t.api.requests) expect(c.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
   it('writes exactly one audit line naming rule, priority, pod, decision, outcome, uuid and duration', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
     await start();
     const alert = fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json');
-    await fn.post(alert);
-    const audits = fn.audits();
+    await t.fn.post(alert);
+    const audits = t.fn.audits();
     expect(audits).toHaveLength(1);
     expect(audits[0]).toMatchObject({
       level: 'info',
@@ -72,39 +55,39 @@ describe('a Falcosidekick alert for a pod in default', () => {
   });
 
   it("accepts Falco's own http_output form (no uuid) and older Falco without hostname, source and tags", async () => {
-    api.addPod({ namespace: 'default', name: 'alpine', containerIds: ['97c9868ea832' + 'b'.repeat(52)] });
+    t.api.addPod({ namespace: 'default', name: 'alpine', containerIds: ['97c9868ea832' + 'b'.repeat(52)] });
     await start();
-    const r = await fn.post(fixture('02-syscall-terminal-shell-openfaas-blog.json'));
+    const r = await t.fn.post(fixture('02-syscall-terminal-shell-openfaas-blog.json'));
     expect(r.body).toMatchObject({ outcome: 'deleted', pod: 'alpine', uuid: null });
-    expect(api.calls('DELETE')).toHaveLength(1);
+    expect(t.api.calls('DELETE')).toHaveLength(1);
   });
 
   it('answers "already gone" when the API says 404, with no DELETE', async () => {
     await start();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ decision: 'delete', outcome: 'already gone' });
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 });
 
 describe('critical namespaces', () => {
   it.each(['kube-system', 'kube-public', 'kube-node-lease', 'falco', 'openfaas', 'openfaas-fn'])('never deletes anything in %s', async (ns) => {
-    api.addPod({ namespace: ns, name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.addPod({ namespace: ns, name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
     await start();
-    const r = await fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': ns }));
+    const r = await t.fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': ns }));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ decision: 'skip', outcome: 'skipped', code: 'critical-namespace', namespace: ns });
-    expect(api.workloadCalls).toEqual([]);
-    expect(api.pods.has(`${ns}/kubecon`)).toBe(true);
+    expect(t.api.workloadCalls).toEqual([]);
+    expect(t.api.pods.has(`${ns}/kubecon`)).toBe(true);
   });
 
   it('takes its list from CRITICAL_NAMESPACES', async () => {
-    api.addPod({ namespace: 'payments', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.addPod({ namespace: 'payments', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
     await start({ CRITICAL_NAMESPACES: 'payments,kube-system' });
-    const r = await fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': 'payments' }));
+    const r = await t.fn.post(withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': 'payments' }));
     expect(r.body).toMatchObject({ code: 'critical-namespace' });
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 });
 
@@ -127,31 +110,31 @@ describe('bad input gets a 4xx that says what is wrong, and no API call', () => 
     ['a namespace of ..', () => withFields(alert(), { 'k8s.ns.name': '..' }), /not a valid Kubernetes namespace name/],
   ];
   it.each(cases)('rejects %s', async (_name, body, message) => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
     await start();
-    const r = await fn.post(body());
+    const r = await t.fn.post(body());
     expect(r.status).toBe(400);
     expect(r.body.outcome).toBe('rejected');
     expect(String(r.body.reason)).toMatch(message);
-    expect(api.requests).toEqual([]);
-    expect(fn.audits()).toHaveLength(1);
-    expect(fn.audits()[0]).toMatchObject({ decision: 'reject', outcome: 'rejected', status: 400 });
+    expect(t.api.requests).toEqual([]);
+    expect(t.fn.audits()).toHaveLength(1);
+    expect(t.fn.audits()[0]).toMatchObject({ decision: 'reject', outcome: 'rejected', status: 400 });
   });
 
   it('answers 413 to an oversized body', async () => {
     await start();
     const big = { ...alert(), output: 'x'.repeat(600 * 1024) };
-    const r = await fn.post(big);
+    const r = await t.fn.post(big);
     expect(r.status).toBe(413);
     expect(String(r.body.reason)).toMatch(/too large/);
-    expect(api.requests).toEqual([]);
-    expect(fn.audits()[0]).toMatchObject({ outcome: 'rejected', status: 413 });
+    expect(t.api.requests).toEqual([]);
+    expect(t.fn.audits()[0]).toMatchObject({ outcome: 'rejected', status: 413 });
   });
 
   it('answers 405 to a GET and 200 on the health path', async () => {
     await start();
-    expect((await fetch(fn.url)).status).toBe(405);
-    const health = await fetch(`${fn.url}_/health`);
+    expect((await fetch(t.fn.url)).status).toBe(405);
+    const health = await fetch(`${t.fn.url}_/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok' });
   });
@@ -159,69 +142,69 @@ describe('bad input gets a 4xx that says what is wrong, and no API call', () => 
 
 describe('when the Kubernetes API refuses or fails', () => {
   it('answers 403 naming the missing permission when RBAC forbids the DELETE', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    api.forbidden.add('delete:pods');
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.forbidden.add('delete:pods');
     await start();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(403);
     expect(r.body).toMatchObject({ outcome: 'failed', code: 'forbidden', error: { code: 'forbidden', permission: 'delete pods in namespace default', apiStatus: 403 } });
     expect(String(r.body.reason)).toMatch(/may not delete pods in namespace default/);
-    expect(fn.audits()[0]).toMatchObject({ level: 'error', outcome: 'failed', status: 403 });
+    expect(t.fn.audits()[0]).toMatchObject({ level: 'error', outcome: 'failed', status: 403 });
   });
 
   it('reports "pod replaced, not deleted" when the UID precondition fails with 409', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    api.fail({ kind: 'status', code: 409, reason: 'Conflict', message: 'Precondition failed: UID in precondition: x, UID in object meta: y' }, { method: 'DELETE' });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'status', code: 409, reason: 'Conflict', message: 'Precondition failed: UID in precondition: x, UID in object meta: y' }, { method: 'DELETE' });
     await start();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ outcome: 'replaced' });
     expect(String(r.body.reason)).toMatch(/pod replaced, not deleted/);
   });
 
   it('retries a 429 after Retry-After and then deletes', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    api.fail({ kind: 'status', code: 429, headers: { 'retry-after': '1' } }, { method: 'DELETE' });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'status', code: 429, headers: { 'retry-after': '1' } }, { method: 'DELETE' });
     await start();
     const started = Date.now();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.body).toMatchObject({ outcome: 'deleted' });
-    expect(api.calls('DELETE')).toHaveLength(2);
+    expect(t.api.calls('DELETE')).toHaveLength(2);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
   it('answers 503 when the API keeps failing with 5xx until the deadline', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    api.fail({ kind: 'status', code: 503 }, { method: 'DELETE', times: 1000 });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'status', code: 503 }, { method: 'DELETE', times: 1000 });
     await start({ ALERT_DEADLINE_MS: '1500' });
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ outcome: 'failed', code: 'unavailable' });
-    expect(api.calls('DELETE').length).toBeGreaterThan(1);
-    expect(api.pods.has('default/kubecon')).toBe(true);
+    expect(t.api.calls('DELETE').length).toBeGreaterThan(1);
+    expect(t.api.pods.has('default/kubecon')).toBe(true);
   });
 
   it('answers 504 within the deadline when the API hangs', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    api.fail({ kind: 'hang' }, { method: 'GET', times: 100 });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'hang' }, { method: 'GET', times: 100 });
     await start({ ALERT_DEADLINE_MS: '1200', API_TIMEOUT_MS: '400' });
     const started = Date.now();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(504);
     expect(r.body).toMatchObject({ outcome: 'failed', code: 'timeout' });
     expect(Date.now() - started).toBeLessThan(3000);
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 
   it('answers 502 when the API sends an HTML page instead of a Pod, and keeps serving', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    api.fail({ kind: 'garbage', code: 200, contentType: 'text/html', text: '<html><body>502 Bad Gateway</body></html>' }, { method: 'GET' });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'garbage', code: 200, contentType: 'text/html', text: '<html><body>502 Bad Gateway</body></html>' }, { method: 'GET' });
     await start();
-    const r = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(502);
     expect(r.body).toMatchObject({ outcome: 'failed', code: 'bad-response' });
-    expect(api.calls('DELETE')).toHaveLength(0);
-    const again = await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    expect(t.api.calls('DELETE')).toHaveLength(0);
+    const again = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(again.body).toMatchObject({ outcome: 'deleted' });
   });
 });

@@ -3,9 +3,9 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { spawnFunction } from './support/process.js';
 import { createServer } from 'node:net';
-import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { Writable } from 'node:stream';
-import { type RunningFunction, fixture, startFunction, withFields } from './support/harness.js';
+import { fixture, startFunction, withFields, withStandIn } from './support/harness.js';
 import { createLogger } from '../falco-pod-delete/src/audit.js';
 import { FalcoResponse } from '../falco-pod-delete/src/core.js';
 
@@ -14,52 +14,43 @@ const CONTAINER = 'ee97d9c4186f' + '3'.repeat(52);
 const shell = () => fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json');
 const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': undefined });
 
-let api: FakeApiServer;
-let fn: RunningFunction | undefined;
-beforeEach(async () => {
-  api = await new FakeApiServer(TOKEN).start();
-});
-afterEach(async () => {
-  await fn?.stop();
-  fn = undefined;
-  await api.stop();
-});
-const start = async (extra: Record<string, string> = {}) => (fn = await startFunction(inClusterEnv(api, stageServiceAccount(TOKEN).prefix, extra)));
+const t = withStandIn(TOKEN);
+const start = t.start;
 
 describe('retries within the deadline', () => {
   it('retries a burst of 503s and then deletes, keeping the UID precondition on every attempt', async () => {
-    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.fail({ kind: 'status', code: 503 }, { method: 'DELETE', times: 3 });
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'status', code: 503 }, { method: 'DELETE', times: 3 });
     const f = await start();
     expect((await f.post(shell())).body).toMatchObject({ outcome: 'deleted' });
-    const deletes = api.calls('DELETE');
+    const deletes = t.api.calls('DELETE');
     expect(deletes).toHaveLength(4);
     for (const d of deletes) expect(d.body).toMatchObject({ preconditions: { uid: pod.metadata.uid } });
   });
 
   it('retries after a connection reset', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.fail({ kind: 'reset' }, { method: 'GET', path: /\/pods\// });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'reset' }, { method: 'GET', path: /\/pods\// });
     const f = await start();
     expect((await f.post(shell())).body).toMatchObject({ outcome: 'deleted' });
-    expect(api.calls('GET', '/api/v1/namespaces/default/pods/').length).toBe(2);
+    expect(t.api.calls('GET', '/api/v1/namespaces/default/pods/').length).toBe(2);
   });
 
   it.each([400, 403, 404, 409, 422])('does not retry a %i', async (code) => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.fail({ kind: 'status', code }, { method: 'DELETE', times: 5 });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'status', code }, { method: 'DELETE', times: 5 });
     const f = await start();
     await f.post(shell());
-    expect(api.calls('DELETE', '/api/v1/')).toHaveLength(1);
+    expect(t.api.calls('DELETE', '/api/v1/')).toHaveLength(1);
   });
 
   it('answers 502 for a truncated body, and serves the next alert', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.fail({ kind: 'garbage', code: 200, text: '{"kind":"Pod","apiVersion":"v1","metadata":{"name":"kub' }, { method: 'GET', path: /\/pods\// });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'garbage', code: 200, text: '{"kind":"Pod","apiVersion":"v1","metadata":{"name":"kub' }, { method: 'GET', path: /\/pods\// });
     const f = await start();
     const r = await f.post(shell());
     expect(r.status).toBe(502);
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect(t.api.calls('DELETE')).toHaveLength(0);
     expect((await f.post(shell())).body).toMatchObject({ outcome: 'deleted' });
   });
 
@@ -68,30 +59,29 @@ describe('retries within the deadline', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as { port: number }).port;
     await new Promise((r) => closed.close(r));
-    const sa = stageServiceAccount(TOKEN);
-    fn = await startFunction({ ...inClusterEnv(api, sa.prefix), KUBERNETES_SERVICE_PORT: String(port), ALERT_DEADLINE_MS: '1500' });
+    t.fn = await startFunction({ ...inClusterEnv(t.api, t.sa.prefix), KUBERNETES_SERVICE_PORT: String(port), ALERT_DEADLINE_MS: '1500' });
     const started = Date.now();
-    const r = await fn.post(shell());
+    const r = await t.fn.post(shell());
     expect(r.status).toBe(503);
     expect(r.body).toMatchObject({ outcome: 'failed', code: 'unavailable', reason: expect.stringMatching(/cannot be reached: ECONNREFUSED/) });
     expect(Date.now() - started).toBeLessThan(3000);
-    expect((await fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }))).status).toBe(200);
+    expect((await t.fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }))).status).toBe(200);
   });
 
   it('keeps at most MAX_INFLIGHT_API_CALLS calls in flight; the rest wait their turn', async () => {
-    for (let i = 0; i < 6; i++) api.addPod({ namespace: 'default', name: `p${i}` });
-    api.fail({ kind: 'delay', ms: 100 }, { times: 100 });
+    for (let i = 0; i < 6; i++) t.api.addPod({ namespace: 'default', name: `p${i}` });
+    t.api.fail({ kind: 'delay', ms: 100 }, { times: 100 });
     const f = await start({ MAX_INFLIGHT_API_CALLS: '2', RECORD_EVENTS: 'false' });
     const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => f.post(shellFor(`p${i}`))));
     expect(answers.map((a) => a.body.outcome)).toEqual(Array(6).fill('deleted'));
-    expect(api.maxInFlight).toBe(2);
+    expect(t.api.maxInFlight).toBe(2);
   });
 });
 
 describe('RESPONSE_MODE=async', () => {
   it('answers 202 once decided, acts in the background, and audits the final outcome once', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.fail({ kind: 'delay', ms: 400 }, { method: 'DELETE' });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'delay', ms: 400 }, { method: 'DELETE' });
     const f = await start({ RESPONSE_MODE: 'async' });
     const started = Date.now();
     const r = await f.post(shell());
@@ -101,8 +91,8 @@ describe('RESPONSE_MODE=async', () => {
     expect(f.audits()).toHaveLength(0);
     await f.fn.drain();
     expect(f.audits()).toEqual([expect.objectContaining({ outcome: 'deleted', status: 200, pod: 'kubecon' })]);
-    expect(api.calls('DELETE')).toHaveLength(1);
-    expect(api.events).toHaveLength(1);
+    expect(t.api.calls('DELETE')).toHaveLength(1);
+    expect(t.api.events).toHaveLength(1);
   });
 
   it('still answers declines and bad input synchronously', async () => {
@@ -120,12 +110,12 @@ describe('SIGTERM', () => {
   afterEach(() => child?.kill('SIGKILL'));
 
   it('lets an alert waiting on a slow API finish, then exits 0', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.fail({ kind: 'delay', ms: 800 }, { method: 'DELETE' });
-    const f = await spawnFunction(['--enable-source-maps', 'dist/index.mjs'], inClusterEnv(api, stageServiceAccount(TOKEN).prefix));
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'delay', ms: 800 }, { method: 'DELETE' });
+    const f = await spawnFunction(['--enable-source-maps', 'dist/index.mjs'], inClusterEnv(t.api, stageServiceAccount(TOKEN).prefix));
     child = f.child;
     const answer = f.post(shell());
-    while (api.calls('DELETE').length === 0) await new Promise((r) => setTimeout(r, 10));
+    while (t.api.calls('DELETE').length === 0) await new Promise((r) => setTimeout(r, 10));
     f.child.kill('SIGTERM');
     const r = await answer;
     expect(r.status).toBe(200);

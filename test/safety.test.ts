@@ -5,165 +5,153 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FalcoResponse } from '../falco-pod-delete/src/core.js';
 import { PolicyError } from '../falco-pod-delete/src/policy.js';
-import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
-import { type RunningFunction, captureLogger, fixture, startFunction, withFields } from './support/harness.js';
+import { captureLogger, fixture, withFields, withStandIn } from './support/harness.js';
 
 const TOKEN = 'safety-token';
 const CONTAINER = 'ee97d9c4186f' + 'd'.repeat(52);
 const shell = () => fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json');
 const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': undefined });
 
-let api: FakeApiServer;
-let fn: RunningFunction;
-let sa: { prefix: string; tokenPath: string };
-
-beforeEach(async () => {
-  api = await new FakeApiServer(TOKEN).start();
-  sa = stageServiceAccount(TOKEN);
-});
-afterEach(async () => {
-  await fn?.stop();
-  await api.stop();
-});
-const start = async (extra: Record<string, string> = {}) => (fn = await startFunction(inClusterEnv(api, sa.prefix, extra)));
+const t = withStandIn(TOKEN);
+const start = t.start;
 
 describe('verification before acting', () => {
   it('declines an alert whose container is not in the pod, and records a refusal Event', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['0123456789ab' + 'e'.repeat(52)] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['0123456789ab' + 'e'.repeat(52)] });
     await start();
-    const r = await fn.post(shell());
+    const r = await t.fn.post(shell());
     expect(r.body).toMatchObject({ outcome: 'skipped', code: 'container-mismatch' });
-    expect(api.calls('DELETE')).toHaveLength(0);
-    await fn?.fn.drain();
-    expect(api.events).toHaveLength(1);
-    expect(api.events[0]).toMatchObject({ reason: 'FalcoResponseRefused', involvedObject: { kind: 'Pod', name: 'kubecon', namespace: 'default' } });
+    expect(t.api.calls('DELETE')).toHaveLength(0);
+    await t.fn?.fn.drain();
+    expect(t.api.events).toHaveLength(1);
+    expect(t.api.events[0]).toMatchObject({ reason: 'FalcoResponseRefused', involvedObject: { kind: 'Pod', name: 'kubecon', namespace: 'default' } });
   });
 
   it('finds the container among init and ephemeral container statuses too', async () => {
-    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['0123456789ab' + 'e'.repeat(52)] });
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['0123456789ab' + 'e'.repeat(52)] });
     (pod.status as Record<string, unknown>).ephemeralContainerStatuses = [{ ...pod.status.containerStatuses[0], name: 'debugger', containerID: `cri-o://${CONTAINER}` }];
     await start();
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
   });
 
   it('does not act on a pod that is already terminating', async () => {
-    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     (pod.metadata as Record<string, unknown>).deletionTimestamp = new Date().toISOString();
     await start();
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'skipped', code: 'terminating' });
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'skipped', code: 'terminating' });
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 });
 
 describe('coalescing', () => {
   it('turns a storm of 300 identical alerts into one DELETE, answering the rest as duplicates', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();
-    const answers = await Promise.all(Array.from({ length: 300 }, () => fn.post({ ...shell(), uuid: randomUUID() })));
-    expect(api.calls('DELETE')).toHaveLength(1);
+    const answers = await Promise.all(Array.from({ length: 300 }, () => t.fn.post({ ...shell(), uuid: randomUUID() })));
+    expect(t.api.calls('DELETE')).toHaveLength(1);
     expect(answers.every((a) => a.status === 200)).toBe(true);
     expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
     expect(answers.filter((a) => a.body.outcome === 'duplicate')).toHaveLength(299);
     expect(answers.find((a) => a.body.outcome === 'duplicate')?.body.first).toMatchObject({ result: 'deleted' });
-    expect(fn.audits()).toHaveLength(300);
-    expect(fn.audits().filter((l) => l.outcome === 'duplicate')).toHaveLength(299);
+    expect(t.fn.audits()).toHaveLength(300);
+    expect(t.fn.audits().filter((l) => l.outcome === 'duplicate')).toHaveLength(299);
   });
 
   it('answers a later alert within the window with the first outcome, without calling the API', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();
-    await fn.post(shell());
-    await fn.fn.drain();
-    const before = api.requests.length;
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'duplicate', first: { result: 'deleted' } });
-    expect(api.requests.length).toBe(before);
+    await t.fn.post(shell());
+    await t.fn.fn.drain();
+    const before = t.api.requests.length;
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'duplicate', first: { result: 'deleted' } });
+    expect(t.api.requests.length).toBe(before);
   });
 
   it('lets the next alert try again after a failure', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.forbidden.add('delete:pods');
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.forbidden.add('delete:pods');
     await start();
-    expect((await fn.post(shell())).status).toBe(403);
-    api.forbidden.clear();
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    expect((await t.fn.post(shell())).status).toBe(403);
+    t.api.forbidden.clear();
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
   });
 });
 
 describe('blast-radius limit', () => {
   it('acts at most ACTION_LIMIT times per window, then answers 429 and audits the limit', async () => {
-    for (const n of ['a', 'b', 'c']) api.addPod({ namespace: 'default', name: n });
+    for (const n of ['a', 'b', 'c']) t.api.addPod({ namespace: 'default', name: n });
     await start({ ACTION_LIMIT: '2', ACTION_WINDOW_SECONDS: '60' });
     const results = [];
-    for (const n of ['a', 'b', 'c']) results.push(await fn.post(shellFor(n)));
+    for (const n of ['a', 'b', 'c']) results.push(await t.fn.post(shellFor(n)));
     expect(results.map((r) => r.status)).toEqual([200, 200, 429]);
     expect(results[2].body).toMatchObject({ outcome: 'rate-limited', code: 'rate-limited' });
     expect(results[2].headers.get('retry-after')).toBe('60');
-    expect(api.calls('DELETE', '/api/v1/').map((c) => c.path)).toEqual(['/api/v1/namespaces/default/pods/a', '/api/v1/namespaces/default/pods/b']);
-    expect(fn.audits()[2]).toMatchObject({ level: 'error', outcome: 'rate-limited', reason: expect.stringMatching(/blast-radius limit reached: 2 actions per 60 s/) });
+    expect(t.api.calls('DELETE', '/api/v1/').map((c) => c.path)).toEqual(['/api/v1/namespaces/default/pods/a', '/api/v1/namespaces/default/pods/b']);
+    expect(t.fn.audits()[2]).toMatchObject({ level: 'error', outcome: 'rate-limited', reason: expect.stringMatching(/blast-radius limit reached: 2 actions per 60 s/) });
   });
 
   it('is off at ACTION_LIMIT=0', async () => {
-    for (const n of ['a', 'b', 'c']) api.addPod({ namespace: 'default', name: n });
+    for (const n of ['a', 'b', 'c']) t.api.addPod({ namespace: 'default', name: n });
     await start({ ACTION_LIMIT: '0' });
-    for (const n of ['a', 'b', 'c']) await fn.post(shellFor(n));
-    expect(api.calls('DELETE')).toHaveLength(3);
+    for (const n of ['a', 'b', 'c']) await t.fn.post(shellFor(n));
+    expect(t.api.calls('DELETE')).toHaveLength(3);
   });
 });
 
 describe('guards no policy can override', () => {
   it('leaves pods labelled falco-pod-delete/exempt=true alone', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER], labels: { 'falco-pod-delete/exempt': 'true' } });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER], labels: { 'falco-pod-delete/exempt': 'true' } });
     await start();
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'skipped', code: 'opt-out' });
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'skipped', code: 'opt-out' });
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 
   it('leaves pods in namespaces labelled falco-pod-delete/exempt=true alone', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.namespaces.set('default', { 'falco-pod-delete/exempt': 'true' });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.namespaces.set('default', { 'falco-pod-delete/exempt': 'true' });
     await start();
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'skipped', code: 'opt-out', reason: expect.stringMatching(/namespace default/) });
-    expect(api.calls('DELETE')).toHaveLength(0);
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'skipped', code: 'opt-out', reason: expect.stringMatching(/namespace default/) });
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 
   it("never acts on the function's own pod, even outside the critical namespaces", async () => {
     await start({ CRITICAL_NAMESPACES: 'kube-system', POLICY: 'entries: [{name: all, match: {}, action: delete}]' });
-    const r = await fn.post(withFields(shell(), { 'k8s.ns.name': 'openfaas-fn', 'k8s.pod.name': 'falco-pod-delete-7dc9f5fbb8-gbfk7' }));
+    const r = await t.fn.post(withFields(shell(), { 'k8s.ns.name': 'openfaas-fn', 'k8s.pod.name': 'falco-pod-delete-7dc9f5fbb8-gbfk7' }));
     expect(r.body).toMatchObject({ outcome: 'skipped', code: 'own-pod' });
-    expect(api.workloadCalls).toEqual([]);
+    expect(t.api.workloadCalls).toEqual([]);
   });
 
   it('records an Event when a guard refuses what the policy would have done', async () => {
     await start();
-    await fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
-    expect(api.calls('DELETE')).toHaveLength(0);
-    await fn?.fn.drain();
-    expect(api.events).toHaveLength(1);
-    expect(api.events[0]).toMatchObject({ reason: 'FalcoResponseRefused', type: 'Warning', involvedObject: { namespace: 'kube-system', name: 'kubecon' } });
-    expect(String(api.events[0].message)).toMatch(/refused to delete: namespace kube-system is critical.*Terminal shell in container.*critical/);
+    await t.fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
+    expect(t.api.calls('DELETE')).toHaveLength(0);
+    await t.fn?.fn.drain();
+    expect(t.api.events).toHaveLength(1);
+    expect(t.api.events[0]).toMatchObject({ reason: 'FalcoResponseRefused', type: 'Warning', involvedObject: { namespace: 'kube-system', name: 'kubecon' } });
+    expect(String(t.api.events[0].message)).toMatch(/refused to delete: namespace kube-system is critical.*Terminal shell in container.*critical/);
   });
 });
 
 describe('audit Events', () => {
   it('writes one refusal Event per pod per window, and at most a burst of 50 across pods, while auditing every alert', async () => {
     await start();
-    for (let i = 0; i < 20; i++) await fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
-    await fn.fn.drain();
-    expect(api.events).toHaveLength(1);
-    await Promise.all(Array.from({ length: 100 }, (_, i) => fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system', 'k8s.pod.name': `p-${i}` }))));
-    await fn.fn.drain();
-    expect(api.events.length).toBeGreaterThanOrEqual(49);
-    expect(api.events.length).toBeLessThanOrEqual(60); // 1 + a burst of 50 + what 20/s refills meanwhile
-    expect(fn.audits()).toHaveLength(120);
-    expect(api.calls('DELETE')).toHaveLength(0);
+    for (let i = 0; i < 20; i++) await t.fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
+    await t.fn.fn.drain();
+    expect(t.api.events).toHaveLength(1);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => t.fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system', 'k8s.pod.name': `p-${i}` }))));
+    await t.fn.fn.drain();
+    expect(t.api.events.length).toBeGreaterThanOrEqual(49);
+    expect(t.api.events.length).toBeLessThanOrEqual(60); // 1 + a burst of 50 + what 20/s refills meanwhile
+    expect(t.fn.audits()).toHaveLength(120);
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 
   it('creates an Event regarding the deleted pod naming rule, priority and action', async () => {
-    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start();
-    await fn.post(shell());
-    await fn.fn.drain();
-    const post = api.calls('POST', '/api/v1/namespaces/default/events');
+    await t.fn.post(shell());
+    await t.fn.fn.drain();
+    const post = t.api.calls('POST', '/api/v1/namespaces/default/events');
     expect(post).toHaveLength(1);
     expect(post[0].authorization).toBe(`Bearer ${TOKEN}`);
     expect(post[0].body).toMatchObject({
@@ -176,12 +164,12 @@ describe('audit Events', () => {
   });
 
   it('still answers deleted when the Event cannot be written', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.forbidden.add('create:events');
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.forbidden.add('create:events');
     await start();
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
-    await fn.fn.drain();
-    expect(fn.lines.some((l) => l.msg === 'could not record a Kubernetes Event')).toBe(true);
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    await t.fn.fn.drain();
+    expect(t.fn.lines.some((l) => l.msg === 'could not record a Kubernetes Event')).toBe(true);
   });
 });
 
@@ -193,74 +181,74 @@ describe('shared secret', () => {
   };
 
   it('answers 401 without the token or with a wrong one, and never calls the API', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ AUTH_TOKEN_FILE: secret() });
-    const none = await fn.post(shell());
-    const wrong = await fn.post(shell(), { authorization: 'Bearer s3cr3t-valuE' });
+    const none = await t.fn.post(shell());
+    const wrong = await t.fn.post(shell(), { authorization: 'Bearer s3cr3t-valuE' });
     expect([none.status, wrong.status]).toEqual([401, 401]);
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
     expect(none.body).toMatchObject({ outcome: 'rejected', code: 'unauthorized' });
-    expect(api.requests).toEqual([]);
-    expect(fn.audits().map((l) => l.status)).toEqual([401, 401]);
+    expect(t.api.requests).toEqual([]);
+    expect(t.fn.audits().map((l) => l.status)).toEqual([401, 401]);
   });
 
   it('acts when the token is right', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ AUTH_TOKEN_FILE: secret() });
-    expect((await fn.post(shell(), { authorization: 'Bearer s3cr3t-value' })).body).toMatchObject({ outcome: 'deleted' });
+    expect((await t.fn.post(shell(), { authorization: 'Bearer s3cr3t-value' })).body).toMatchObject({ outcome: 'deleted' });
   });
 });
 
 describe('policy actions', () => {
   it('isolate: ensures the deny-all NetworkPolicy, then labels the pod under a UID test', async () => {
-    const pod = api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]' });
-    const r = await fn.post(shell());
+    const r = await t.fn.post(shell());
     expect(r.body).toMatchObject({ decision: 'isolate', outcome: 'isolated' });
-    expect(api.calls('DELETE')).toHaveLength(0);
-    const np = api.calls('POST', '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies');
+    expect(t.api.calls('DELETE')).toHaveLength(0);
+    const np = t.api.calls('POST', '/apis/networking.k8s.io/v1/namespaces/default/networkpolicies');
     expect(np).toHaveLength(1);
     expect(np[0].body).toMatchObject({ metadata: { name: 'falco-pod-delete-quarantine' }, spec: { podSelector: { matchLabels: { 'falco-pod-delete/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] } });
     expect((np[0].body as { spec: Record<string, unknown> }).spec.ingress).toBeUndefined();
-    const patch = api.calls('PATCH');
+    const patch = t.api.calls('PATCH');
     expect(patch).toHaveLength(1);
     expect(patch[0].contentType).toBe('application/json-patch+json');
     expect(patch[0].body).toEqual([
       { op: 'test', path: '/metadata/uid', value: pod.metadata.uid },
       { op: 'add', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'true' },
     ]);
-    expect(api.pods.get('default/kubecon')?.metadata.labels['falco-pod-delete/quarantine']).toBe('true');
+    expect(t.api.pods.get('default/kubecon')?.metadata.labels['falco-pod-delete/quarantine']).toBe('true');
   });
 
   it('isolate: reuses an existing quarantine NetworkPolicy', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
-    api.networkPolicies.set('default/falco-pod-delete-quarantine', { metadata: { name: 'falco-pod-delete-quarantine', namespace: 'default' } });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.networkPolicies.set('default/falco-pod-delete-quarantine', { metadata: { name: 'falco-pod-delete-quarantine', namespace: 'default' } });
     await start({ POLICY: 'entries: [{name: iso, match: {}, action: isolate}]' });
-    await fn.post(shell());
-    expect(api.calls('POST', '/apis/networking.k8s.io/')).toHaveLength(0);
-    expect(api.calls('PATCH')).toHaveLength(1);
+    await t.fn.post(shell());
+    expect(t.api.calls('POST', '/apis/networking.k8s.io/')).toHaveLength(0);
+    expect(t.api.calls('PATCH')).toHaveLength(1);
   });
 
   it('log: records only, with no Kubernetes call', async () => {
     await start({ POLICY: 'entries: [{name: watch, match: {}, action: log}]' });
-    expect((await fn.post(shell())).body).toMatchObject({ decision: 'log', outcome: 'logged' });
-    expect(api.requests).toEqual([]);
+    expect((await t.fn.post(shell())).body).toMatchObject({ decision: 'log', outcome: 'logged' });
+    expect(t.api.requests).toEqual([]);
   });
 
   it('DRY_RUN: uses the server-side dry run and leaves the pod in place', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ DRY_RUN: 'true' });
-    const r = await fn.post(shell());
+    const r = await t.fn.post(shell());
     expect(r.body).toMatchObject({ decision: 'delete', outcome: 'dry-run', dryRun: true });
-    expect(api.calls('DELETE')[0].body).toMatchObject({ dryRun: ['All'] });
-    expect(api.pods.has('default/kubecon')).toBe(true);
+    expect(t.api.calls('DELETE')[0].body).toMatchObject({ dryRun: ['All'] });
+    expect(t.api.pods.has('default/kubecon')).toBe(true);
   });
 
   it('GRACE_PERIOD_SECONDS and a policy entry grace period reach the DELETE body', async () => {
-    api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ GRACE_PERIOD_SECONDS: '5' });
-    await fn.post(shell());
-    expect(api.calls('DELETE')[0].body).toMatchObject({ gracePeriodSeconds: 5 });
+    await t.fn.post(shell());
+    expect(t.api.calls('DELETE')[0].body).toMatchObject({ gracePeriodSeconds: 5 });
   });
 
   it('an invalid policy stops the function at startup with the path of the bad field', () => {
@@ -273,20 +261,20 @@ describe('policy actions', () => {
     const path = join(tmpdir(), `fpd-policy-${process.pid}.yaml`);
     writeFileSync(path, 'entries:\n  - name: watch\n    match: {}\n    action: log\n');
     await start({ POLICY_FILE: path });
-    expect((await fn.post(shell())).body).toMatchObject({ outcome: 'logged' });
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'logged' });
   });
 });
 
 describe('token rotation', () => {
   it('uses a rewritten service-account token, and re-reads it after a 401', async () => {
-    api.addPod({ namespace: 'default', name: 'a' });
-    api.addPod({ namespace: 'default', name: 'b' });
+    t.api.addPod({ namespace: 'default', name: 'a' });
+    t.api.addPod({ namespace: 'default', name: 'b' });
     await start();
-    await fn.post(shellFor('a'));
-    api.tokens = ['rotated-token'];
-    writeFileSync(sa.tokenPath, 'rotated-token');
-    const r = await fn.post(shellFor('b'));
+    await t.fn.post(shellFor('a'));
+    t.api.tokens = ['rotated-token'];
+    writeFileSync(t.sa.tokenPath, 'rotated-token');
+    const r = await t.fn.post(shellFor('b'));
     expect(r.body).toMatchObject({ outcome: 'deleted' });
-    expect(api.calls('DELETE').map((c) => c.authorization)).toEqual([`Bearer ${TOKEN}`, 'Bearer rotated-token']);
+    expect(t.api.calls('DELETE').map((c) => c.authorization)).toEqual([`Bearer ${TOKEN}`, 'Bearer rotated-token']);
   });
 });

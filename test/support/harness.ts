@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../falco-pod-delete/src/audit.js';
+import { FakeApiServer, inClusterEnv, stageServiceAccount } from './apiserver.js';
 import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
 import { httpFunction } from '../../falco-pod-delete/src/express.js';
 import { type Running, startServer } from '../../template/node18-ts-middleware/server.js';
@@ -71,4 +72,28 @@ export function fixture(name: string, opts: { fresh?: boolean } = { fresh: true 
 
 export function withFields(alert: Record<string, unknown>, fields: Record<string, unknown>): Record<string, unknown> {
   return { ...alert, output_fields: { ...(alert.output_fields as Record<string, unknown>), ...fields } };
+}
+
+export interface StandIn {
+  api: FakeApiServer;
+  sa: { prefix: string; tokenPath: string };
+  /** The function started by `start` in the current test, stopped after it. */
+  fn: RunningFunction;
+  start: (extra?: Record<string, string>) => Promise<RunningFunction>;
+}
+
+/** Per test: a fresh stand-in API server and service-account files; `start` runs the function in-cluster against them. */
+export function withStandIn(token: string): StandIn {
+  const t = {} as StandIn;
+  beforeEach(async () => {
+    t.api = await new FakeApiServer(token).start();
+    t.sa = stageServiceAccount(token);
+  });
+  afterEach(async () => {
+    await (t.fn as RunningFunction | undefined)?.stop();
+    t.fn = undefined as unknown as RunningFunction;
+    await t.api.stop();
+  });
+  t.start = async (extra = {}) => (t.fn = await startFunction(inClusterEnv(t.api, t.sa.prefix, extra)));
+  return t;
 }
