@@ -8,4 +8,7 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testTimeout: 30000,
+  // A real kube-apiserver and etcd for the suites in test/cluster/ (skipped, with one line, without KUBEBUILDER_ASSETS).
+  globalSetup: '<rootDir>/test/support/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
 };

@@ -1,4 +1,4 @@
-// Every payload in ../shared/fixtures/falco is acted on or declined exactly as its README says.
+// Every payload in test/data/falco (copied from ../shared/fixtures/falco) is acted on or declined exactly as its README says.
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { type RunningFunction, fixture, startFunction } from './support/harness.js';
 

@@ -16,7 +16,7 @@ import { freePort } from './support/process.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { type RunningFunction, fixture, startFunction, withFields } from './support/harness.js';
 
-const FIXTURES = join(process.cwd(), '..', 'shared', 'fixtures', 'falco');
+const FIXTURES = join(process.cwd(), 'test', 'data', 'falco');
 const JSON_FIXTURES = readdirSync(FIXTURES).filter((f) => f.endsWith('.json')).sort();
 
 describe('Prometheus metrics', () => {

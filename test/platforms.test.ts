@@ -38,9 +38,9 @@ function falcoEvent(alert: Record<string, unknown>, over: Record<string, unknown
   });
 }
 
-/** The alert and context of ../shared/fixtures/falco/21 (a CloudEvent as the Knative broker delivered it in 2021). */
+/** The alert and context of test/data/falco/21 (a CloudEvent as the Knative broker delivered it in 2021). */
 function legacyFalcoDrop(): { alert: Record<string, unknown>; source: string; extensions: Record<string, string> } {
-  const text = readFileSync(join(process.cwd(), '..', 'shared', 'fixtures', 'falco', '21-cloudevent-legacy-falco-drop.txt'), 'utf8');
+  const text = readFileSync(join(process.cwd(), 'test', 'data', 'falco', '21-cloudevent-legacy-falco-drop.txt'), 'utf8');
   const alert = JSON.parse(text.slice(text.indexOf('{'))) as Record<string, unknown>;
   alert.time = new Date().toISOString();
   const source = /^\s+source: (\S+)$/m.exec(text)?.[1] ?? '';

@@ -219,8 +219,16 @@ function snapshot(pod: k8s.V1Pod): PodSnapshot {
   };
 }
 
+/**
+ * A metav1.MicroTime: the API server decodes Lease times only with exactly six fractional digits, and
+ * client-node would write a Date with toISOString()'s three (kubernetes-client/javascript#828).
+ */
+export function microTime(d: Date): Date {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
 function leaseBody(namespace: string, l: LeaseSpec): k8s.V1Lease {
-  const now = new Date();
+  const now = microTime(new Date());
   return {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',

@@ -261,6 +261,20 @@ export class FakeApiServer {
     return true;
   }
 
+  /** The real server decodes Lease times (metav1.MicroTime) only with exactly six fractional digits: a 400, as it answers. */
+  private refuseNonMicroTime(body: unknown, res: ServerResponse): boolean {
+    const spec = (body as { spec?: Record<string, unknown> } | undefined)?.spec ?? {};
+    for (const field of ['acquireTime', 'renewTime']) {
+      const v = spec[field];
+      if (v === undefined || v === null) continue;
+      if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/.test(v)) continue;
+      const frac = typeof v === 'string' ? (/(\.\d*)?(Z|[+-].*)$/.exec(v.slice(19))?.[0] ?? v) : String(v);
+      this.send(res, 400, status(400, 'BadRequest', `Lease in version "v1" cannot be handled as a Lease: parsing time "${String(v)}" as "2006-01-02T15:04:05.000000Z07:00": cannot parse "${frac}" as ".000000"`));
+      return true;
+    }
+    return false;
+  }
+
   private routeLease(method: string, ns: string, name: string | undefined, query: URLSearchParams, body: unknown, res: ServerResponse): void {
     const verb = method === 'GET' ? (name ? 'get' : 'list') : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'DELETE' ? 'delete' : method.toLowerCase();
     if (this.forbid(res, verb, 'leases', 'coordination.k8s.io', ns, name)) return;
@@ -275,6 +289,7 @@ export class FakeApiServer {
       return this.send(res, 200, { apiVersion: 'coordination.k8s.io/v1', kind: 'LeaseList', metadata: { resourceVersion: String(this.resourceVersion) }, items });
     }
     if (method === 'GET') return this.leases.has(key) ? this.send(res, 200, this.leases.get(key)) : notFound();
+    if ((method === 'POST' || method === 'PUT') && this.refuseNonMicroTime(body, res)) return;
     if (method === 'POST') {
       const lease = body as Record<string, any>;
       const k = `${ns}/${lease.metadata.name}`;

@@ -1,0 +1,125 @@
+// The real control plane from global-setup.mjs, as the cluster suites use it: an admin client for arranging
+// namespaces and pods, the function's ServiceAccount files, and the in-cluster environment a pod would have.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+// @ts-expect-error plain ESM shared with global setup and the benchmark
+import { kubectl as runKubectl, stageServiceAccountFiles } from './control-plane.mjs';
+
+export interface ClusterState {
+  dir: string;
+  assets: string;
+  server: string;
+  port: number;
+  caPath: string;
+  adminKubeconfig: string;
+  rbac: string;
+  token: string;
+  namespace: string;
+  serviceAccount: string;
+}
+
+export const clusterState: ClusterState | undefined = process.env.FPD_CLUSTER
+  ? (JSON.parse(readFileSync(process.env.FPD_CLUSTER, 'utf8')) as ClusterState)
+  : undefined;
+
+/** describe() on a real API server; skipped (global setup printed how to enable it) without one. */
+export const describeCluster = clusterState ? describe : describe.skip;
+
+export function state(): ClusterState {
+  if (!clusterState) throw new Error('no control plane (KUBEBUILDER_ASSETS unset)');
+  return clusterState;
+}
+
+export class Admin {
+  readonly kc = new k8s.KubeConfig();
+  readonly core: k8s.CoreV1Api;
+  readonly net: k8s.NetworkingV1Api;
+  readonly leases: k8s.CoordinationV1Api;
+  readonly rbac: k8s.RbacAuthorizationV1Api;
+
+  constructor(readonly s: ClusterState = state()) {
+    this.kc.loadFromFile(s.adminKubeconfig);
+    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.net = this.kc.makeApiClient(k8s.NetworkingV1Api);
+    this.leases = this.kc.makeApiClient(k8s.CoordinationV1Api);
+    this.rbac = this.kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  }
+
+  kubectl(args: string[], input?: string): string {
+    return runKubectl(this.s, args, input) as string;
+  }
+
+  /** A new namespace with its `default` ServiceAccount (no controller-manager makes one). */
+  async namespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
+    const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+    await this.core.createNamespace({ body: { metadata: { name, labels } } });
+    await this.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } });
+    return name;
+  }
+
+  /**
+   * A running pod as a kubelet would report it: scheduled on `node`, with a containerd id in its status.
+   * With a node, a DELETE leaves it Terminating (no kubelet confirms); that is what containment looks like here.
+   */
+  async pod(namespace: string, name: string, opts: { node?: string; containerId?: string; labels?: Record<string, string> } = {}): Promise<{ uid: string; containerId: string }> {
+    const containerId = opts.containerId ?? randomBytes(32).toString('hex');
+    const created = await this.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name, labels: opts.labels ?? { app: name } },
+        spec: { nodeName: opts.node ?? 'worker-1', containers: [{ name: 'main', image: 'docker.io/library/alpine:3.20', command: ['sleep', 'infinity'] }] },
+      },
+    });
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const status = {
+      status: {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }],
+        containerStatuses: [{ name: 'main', image: 'docker.io/library/alpine:3.20', imageID: '', containerID: `containerd://${containerId}`, ready: true, started: true, restartCount: 0, state: { running: { startedAt: now } } }],
+      },
+    };
+    await this.core.patchNamespacedPodStatus({ name, namespace, body: status }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    return { uid: created.metadata!.uid!, containerId };
+  }
+
+  async readPod(namespace: string, name: string): Promise<k8s.V1Pod | null> {
+    try {
+      return await this.core.readNamespacedPod({ name, namespace });
+    } catch (e) {
+      if (e instanceof k8s.ApiException && e.code === 404) return null;
+      throw e;
+    }
+  }
+
+  /** Contained: the pod is gone or carries a deletionTimestamp. */
+  async contained(namespace: string, name: string): Promise<boolean> {
+    const p = await this.readPod(namespace, name);
+    return p === null || p.metadata?.deletionTimestamp !== undefined;
+  }
+
+  async events(namespace: string): Promise<k8s.CoreV1Event[]> {
+    return (await this.core.listNamespacedEvent({ namespace })).items;
+  }
+
+  /** A token for a ServiceAccount through the TokenRequest API, as `kubectl create token` does. */
+  token(serviceAccount = this.s.serviceAccount, namespace = this.s.namespace): string {
+    return this.kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration', '1h']).trim();
+  }
+}
+
+/** The environment of the function's pod: the API server through KUBERNETES_SERVICE_*, the mounted token. */
+export function inClusterEnv(extra: Record<string, string> = {}, token?: string): { env: Record<string, string>; tokenPath: string } {
+  const s = state();
+  const sa = stageServiceAccountFiles(s, token ?? s.token) as { prefix: string; tokenPath: string };
+  return {
+    tokenPath: sa.tokenPath,
+    env: {
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: String(s.port),
+      SERVICEACCOUNT_PATH_PREFIX: sa.prefix,
+      HOSTNAME: 'falco-pod-delete-7dc9f5fbb8-gbfk7',
+      ...extra,
+    },
+  };
+}
