@@ -3,7 +3,10 @@
 # This makes a kubeconfig for the least-privilege falco-pod-delete ServiceAccount (rbac.yaml) and stores it as an
 # OpenFaaS secret that the function reads through KUBECONFIG_FILE.
 #
-#   scripts/make-kubeconfig.sh [--duration 8760h] [--out FILE] [--no-secret]
+#   scripts/make-kubeconfig.sh [--duration 8760h] [--out FILE] [--no-secret] [--server URL]
+#
+# --server: the API server address written into the kubeconfig (default https://kubernetes.default.svc, the
+# in-cluster Service the function reaches from its pod).
 #
 # Without --duration it uses a long-lived ServiceAccount token Secret (revoke it by deleting that Secret);
 # with --duration it uses a bound token from `kubectl create token` (re-run the script before it expires).
@@ -13,12 +16,14 @@ sa=falco-pod-delete
 secret_name=falco-pod-delete-kubeconfig
 duration=""
 out=""
+server=https://kubernetes.default.svc
 create_secret=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-secret) create_secret=0; shift ;;
+    --server) server="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -58,8 +63,7 @@ kind: Config
 clusters:
   - name: in-cluster
     cluster:
-      # The function runs inside the cluster: the API server's Service name.
-      server: https://kubernetes.default.svc
+      server: ${server}
       certificate-authority-data: ${ca}
 users:
   - name: ${sa}

@@ -123,3 +123,26 @@ export function inClusterEnv(extra: Record<string, string> = {}, token?: string)
     },
   };
 }
+
+export interface Identity {
+  namespace: string;
+  serviceAccount: string;
+  token: () => string;
+}
+
+/**
+ * rbac.yaml applied once more for another ServiceAccount in its own namespace (names and namespace changed,
+ * rules as written unless `rules` edits them), for tests that change or delete an identity.
+ */
+export async function rbacCopy(admin: Admin, name: string, rules?: (kind: string, rules: Array<Record<string, unknown>>) => Array<Record<string, unknown>>): Promise<Identity> {
+  const YAML = (await import('yaml')).default;
+  const namespace = await admin.namespace(name);
+  const docs = YAML.parseAllDocuments(readFileSync(state().rbac, 'utf8')).map((d) => d.toJSON() as Record<string, any>);
+  const edited = docs.map((doc) => {
+    const copy = JSON.parse(JSON.stringify(doc).replaceAll('"falco-pod-delete', `"${name}`).replaceAll('"openfaas-fn"', `"${namespace}"`)) as Record<string, any>;
+    if (rules && Array.isArray(copy.rules)) copy.rules = rules(copy.kind as string, copy.rules as Array<Record<string, unknown>>);
+    return copy;
+  });
+  admin.kubectl(['apply', '-f', '-'], edited.map((d) => YAML.stringify(d)).join('---\n'));
+  return { namespace, serviceAccount: name, token: () => admin.token(name, namespace) };
+}

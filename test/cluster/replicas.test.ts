@@ -1,0 +1,64 @@
+// Three replica processes against real Leases on a real API server: exactly one action per pod, one shared
+// blast-radius budget, and resourceVersion conflicts resolved by the server, not by a stand-in's belief.
+import { execFileSync } from 'node:child_process';
+import { Admin, describeCluster, inClusterEnv } from '../support/cluster.js';
+import { fixture, withFields } from '../support/harness.js';
+import { type FunctionProcess, spawnFunction } from '../support/process.js';
+
+const shellIn = (namespace: string, pod: string, containerId: string) =>
+  withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
+
+describeCluster('three replicas on a real API server', () => {
+  let admin: Admin;
+  let ns: string;
+  let replicas: FunctionProcess[] = [];
+
+  beforeAll(() => {
+    execFileSync('npm', ['run', '-s', 'build'], { stdio: 'ignore' });
+    admin = new Admin();
+  }, 120_000);
+  beforeEach(async () => {
+    ns = await admin.namespace('apps');
+    // Each test starts with no budget spent.
+    await admin.leases.deleteCollectionNamespacedLease({ namespace: 'openfaas-fn' });
+  });
+  afterEach(() => {
+    for (const r of replicas) r.child.kill('SIGKILL');
+    replicas = [];
+  });
+
+  const start = async (extra: Record<string, string> = {}) => {
+    const { env } = inClusterEnv({ RECORD_EVENTS: 'false', ...extra });
+    replicas = await Promise.all([0, 1, 2].map((i) => spawnFunction(['dist/index.mjs'], { ...env, HOSTNAME: `falco-pod-delete-replica-${i}` })));
+    return replicas;
+  };
+
+  it('turns 150 alerts for one pod spread over three replicas into exactly one deletion', async () => {
+    const pod = await admin.pod(ns, 'web-0');
+    const rs = await start();
+    const alert = shellIn(ns, 'web-0', pod.containerId);
+    const answers = await Promise.all(Array.from({ length: 150 }, (_, i) => rs[i % 3].post({ ...alert, uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` })));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
+    // The rest were coalesced, claimed by another replica, or (a replica's first alert arriving after the
+    // deletion) found the pod already Terminating. None acts.
+    const others = new Set(answers.filter((a) => a.body.outcome !== 'deleted').map((a) => `${a.body.outcome}/${a.body.code}`));
+    expect([...others].filter((o) => !['duplicate/duplicate', 'duplicate/claimed', 'skipped/terminating'].includes(o))).toEqual([]);
+    expect(await admin.contained(ns, 'web-0')).toBe(true);
+    const claims = (await admin.leases.listNamespacedLease({ namespace: 'openfaas-fn', labelSelector: 'falco-pod-delete/role=claim' })).items;
+    expect(claims.map((c) => [c.metadata?.name, c.metadata?.annotations?.['falco-pod-delete/outcome']])).toEqual([[`fpd-claim-${pod.uid}`, 'deleted']]);
+  }, 60_000);
+
+  it('acts on exactly ACTION_LIMIT pods in all when 15 alerts for 15 pods arrive at three replicas at once', async () => {
+    const pods = await Promise.all(Array.from({ length: 15 }, (_, i) => admin.pod(ns, `pod-${i}`)));
+    const rs = await start({ ACTION_LIMIT: '6' });
+    const answers = await Promise.all(pods.map((p, i) => rs[i % 3].post(shellIn(ns, `pod-${i}`, p.containerId))));
+    const deleted = answers.map((a, i) => (a.body.outcome === 'deleted' ? i : -1)).filter((i) => i >= 0);
+    expect(deleted).toHaveLength(6);
+    expect(answers.filter((a) => a.status === 429 && a.body.outcome === 'rate-limited')).toHaveLength(9);
+    const contained = await Promise.all(pods.map((_, i) => admin.contained(ns, `pod-${i}`)));
+    expect(contained.map((c, i) => (c ? i : -1)).filter((i) => i >= 0)).toEqual(deleted);
+    const budget = await admin.leases.readNamespacedLease({ name: 'falco-pod-delete-budget', namespace: 'openfaas-fn' });
+    expect(JSON.parse(budget.metadata?.annotations?.['falco-pod-delete/actions'] ?? '[]')).toHaveLength(6);
+  }, 60_000);
+});
