@@ -153,3 +153,24 @@ describe('bounded memory', () => {
     if (gc) expect(afterSecondHalf - afterFirstHalf).toBeLessThan(8 * 1024 * 1024);
   }, 120_000);
 });
+
+describe('bounded echo: what an alert repeats is capped', () => {
+  const hostile = (value: string) => ({ ...shell(), uuid: 'echo-1', output_fields: { ...(shell().output_fields as Record<string, unknown>), 'k8s.ns.name': value } });
+
+  it('rejects a 100 KB namespace with a short reason, and its audit line stays under 4 KiB', async () => {
+    const f = await start();
+    const r = await f.post(hostile('a'.repeat(100_000)));
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'invalid-name' });
+    expect(String(r.body.reason)).toMatch(/^namespace "a{128}"… \(100000 characters\) is not a valid Kubernetes namespace name/);
+    expect(t.api.requests).toHaveLength(0);
+    const line = JSON.stringify(f.audits()[0]);
+    expect(line.length).toBeLessThan(4096);
+  });
+
+  it('escapes control characters an alert puts in a value it repeats', async () => {
+    const f = await start();
+    const r = await f.post(hostile('bad\nname'));
+    expect(String(r.body.reason)).toContain('namespace "bad\\nname" is not');
+  });
+});

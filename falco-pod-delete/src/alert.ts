@@ -23,6 +23,24 @@ export interface PodRef {
   name: string;
 }
 
+/** Longest alert value repeated in a reason: enough to recognise it, never enough to flood a log line. */
+export const ECHO_MAX = 128;
+
+/** An alert value as a reason repeats it: JSON-quoted (control characters escaped) and cut at `max`. */
+export function quoted(value: unknown, max = ECHO_MAX): string {
+  const s = String(value);
+  return s.length > max ? `${JSON.stringify(s.slice(0, max))}… (${s.length} characters)` : JSON.stringify(s);
+}
+
+/** A pod reference as a reason repeats it. */
+export function podText(pod: PodRef): string {
+  return `${clipText(pod.namespace)}/${clipText(pod.name)}`;
+}
+
+function clipText(s: string, max = ECHO_MAX): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
 export class AlertError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid alert: ${problems.join('; ')}`);
@@ -82,10 +100,10 @@ export function parseAlert(body: unknown): Alert {
   const raw = body as unknown as Record<string, unknown>;
   const problems: string[] = [];
   const priority = normalizePriority(raw.priority as string);
-  if (!priority) problems.push(`priority "${String(raw.priority)}" is not a Falco priority (${PRIORITIES.join(', ')})`);
+  if (!priority) problems.push(`priority ${quoted(raw.priority, 32)} is not a Falco priority (${PRIORITIES.join(', ')})`);
   const timeText = raw.time as string;
   const time = new Date(timeText);
-  if (!RFC3339.test(timeText) || Number.isNaN(time.getTime())) problems.push(`time "${timeText}" is not an RFC 3339 timestamp`);
+  if (!RFC3339.test(timeText) || Number.isNaN(time.getTime())) problems.push(`time ${quoted(timeText, 64)} is not an RFC 3339 timestamp`);
   if (problems.length > 0) throw new AlertError(problems);
   const fields = isRecord(raw.output_fields) ? raw.output_fields : {};
   const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -150,7 +168,7 @@ export function targetOf(alert: Alert): Target {
   const [first] = found;
   const conflict = found.find((f) => f.pod.name !== first.pod.name || f.pod.namespace !== first.pod.namespace);
   if (conflict) {
-    return { kind: 'ambiguous', reason: `${first.via} names ${first.pod.namespace}/${first.pod.name} but ${conflict.via} names ${conflict.pod.namespace}/${conflict.pod.name}` };
+    return { kind: 'ambiguous', reason: `${first.via} names ${podText(first.pod)} but ${conflict.via} names ${podText(conflict.pod)}` };
   }
   return { kind: 'pod', pod: first.pod, via: first.via };
 }
@@ -172,10 +190,10 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export function invalidNameReason(pod: PodRef): string | undefined {
   if (pod.namespace.length > 63 || !DNS1123_LABEL.test(pod.namespace)) {
-    return `namespace "${pod.namespace}" is not a valid Kubernetes namespace name (DNS-1123 label)`;
+    return `namespace ${quoted(pod.namespace)} is not a valid Kubernetes namespace name (DNS-1123 label)`;
   }
   if (pod.name.length > 253 || !pod.name.split('.').every((part) => part.length <= 63 && DNS1123_LABEL.test(part))) {
-    return `pod name "${pod.name}" is not a valid Kubernetes pod name (DNS-1123 subdomain)`;
+    return `pod name ${quoted(pod.name)} is not a valid Kubernetes pod name (DNS-1123 subdomain)`;
   }
   return undefined;
 }

@@ -25,9 +25,24 @@ export interface AuditFacts {
   durationMs: number;
 }
 
+/**
+ * The longest string an audit line or an answer carries. Whatever arrives, a line stays far below the
+ * 64 KiB that the of-watchdog's log scanner reads (a longer one stops it reading the function's stdout).
+ */
+export const FIELD_MAX = 1024;
+
+/** Cuts every string field at FIELD_MAX, saying how long it was. */
+export function bounded<T extends Record<string, unknown>>(record: T): T {
+  const out: Record<string, unknown> = { ...record };
+  for (const [k, v] of Object.entries(out)) {
+    if (typeof v === 'string' && v.length > FIELD_MAX) out[k] = `${v.slice(0, FIELD_MAX)}… (${v.length} characters)`;
+  }
+  return out as T;
+}
+
 export function auditRecord(f: AuditFacts) {
   const a = f.alert;
-  return {
+  return bounded({
     audit: true,
     envelope: f.envelope,
     uuid: a?.uuid ?? f.eventId,
@@ -45,7 +60,7 @@ export function auditRecord(f: AuditFacts) {
     status: f.status,
     error: f.outcome.error,
     durationMs: Math.round(f.durationMs * 1000) / 1000,
-  };
+  });
 }
 
 /** Audit lines are written whatever LOG_LEVEL says: the child logger has its own level. */

@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Alert } from './alert.js';
-import { audit, auditLogger, createLogger } from './audit.js';
+import { audit, auditLogger, bounded, createLogger } from './audit.js';
 import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
 import { Coordinator } from './coordination.js';
 import { Deadline } from './deadline.js';
@@ -222,7 +222,7 @@ export class FalcoResponse {
       this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
       this.metrics.alertDuration.observe({ decision: outcome.decision }, durationMs / 1000);
     }
-    const body: Record<string, unknown> = {
+    const body: Record<string, unknown> = bounded({
       decision: outcome.decision,
       outcome: outcome.result,
       code: outcome.code,
@@ -232,7 +232,7 @@ export class FalcoResponse {
       rule: ctx.alert?.rule ?? null,
       uuid: ctx.alert?.uuid ?? ctx.eventId ?? null,
       dryRun: this.parts.config.dryRun || this.parts.kube === null,
-    };
+    });
     if (outcome.error) body.error = outcome.error;
     if (outcome.first) body.first = outcome.first;
     const headers: Record<string, string> = {};

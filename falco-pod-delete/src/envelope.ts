@@ -1,5 +1,6 @@
 // Which platform delivered the alert, and the alert inside: OpenFaaS/webhook (plain), Kubeless, CloudEvents.
 import type { CloudEvent } from 'cloudevents';
+import { quoted } from './alert.js';
 
 export type EnvelopeKind = 'plain' | 'kubeless' | 'cloudevent';
 
@@ -40,13 +41,13 @@ async function fromCloudEvent(headers: Headers, body: unknown): Promise<Unwrappe
     return { ok: false, kind: 'cloudevent', status: 400, reason: `malformed CloudEvent: ${detail}` };
   }
   if (event.specversion !== '1.0') {
-    return { ok: false, kind: 'cloudevent', status: 400, reason: `unsupported CloudEvents specversion "${String(event.specversion)}": 1.0 is supported` };
+    return { ok: false, kind: 'cloudevent', status: 400, reason: `unsupported CloudEvents specversion ${quoted(event.specversion, 32)}: 1.0 is supported` };
   }
   if (event.type !== FALCO_EVENT_TYPE) {
-    return { ok: false, kind: 'cloudevent', status: 400, reason: `CloudEvent type "${event.type}" is not ${FALCO_EVENT_TYPE}: not a Falco alert` };
+    return { ok: false, kind: 'cloudevent', status: 400, reason: `CloudEvent type ${quoted(event.type)} is not ${FALCO_EVENT_TYPE}: not a Falco alert` };
   }
   if (!FALCO_EVENT_SOURCES.includes(event.source)) {
-    return { ok: false, kind: 'cloudevent', status: 400, reason: `CloudEvent source "${event.source}" is not Falcosidekick's (${FALCO_EVENT_SOURCES.join(' or ')})` };
+    return { ok: false, kind: 'cloudevent', status: 400, reason: `CloudEvent source ${quoted(event.source)} is not Falcosidekick's (${FALCO_EVENT_SOURCES.join(' or ')})` };
   }
   let data: unknown = event.data;
   if (data === undefined && event.data_base64) data = Buffer.from(event.data_base64, 'base64').toString('utf8');
