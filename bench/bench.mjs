@@ -40,7 +40,7 @@ let port = 31000;
 async function startFunction(script, env = {}) {
   const p = port++;
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--enable-source-maps', script], { env: { ...baseEnv, http_port: String(p), ...env }, stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [script], { env: { ...baseEnv, http_port: String(p), ...env }, stdio: ['ignore', 'ignore', 'ignore'] });
   for (let i = 0; i < 2000; i++) {
     try {
       const r = await fetch(`http://127.0.0.1:${p}/_/health`);

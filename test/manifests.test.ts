@@ -143,7 +143,7 @@ describe('Knative manifests', () => {
     const binding = docs.find((d) => d.kind === 'ClusterRoleBinding');
     expect(binding?.roleRef.name).toBe(rbac[1].metadata.name);
     expect(binding?.subjects[0]).toMatchObject({ name: svc?.spec.template.spec.serviceAccountName, namespace: svc?.metadata.namespace });
-    expect(svc?.spec.template.spec.containers[0].command).toEqual(['node', '--enable-source-maps', '/home/app/dist/index.mjs']);
+    expect(svc?.spec.template.spec.containers[0].command).toEqual(['node', '/home/app/dist/index.mjs']);
   });
 
   it('has a Trigger on the Falco event type, delivering to that Service', () => {

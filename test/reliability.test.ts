@@ -112,7 +112,7 @@ describe('SIGTERM', () => {
   it('lets an alert waiting on a slow API finish, then exits 0', async () => {
     t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     t.api.fail({ kind: 'delay', ms: 800 }, { method: 'DELETE' });
-    const f = await spawnFunction(['--enable-source-maps', 'dist/index.mjs'], inClusterEnv(t.api, stageServiceAccount(TOKEN).prefix));
+    const f = await spawnFunction(['dist/index.mjs'], inClusterEnv(t.api, stageServiceAccount(TOKEN).prefix));
     child = f.child;
     const answer = f.post(shell());
     while (t.api.calls('DELETE').length === 0) await new Promise((r) => setTimeout(r, 10));

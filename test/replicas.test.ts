@@ -24,7 +24,7 @@ afterEach(async () => {
 async function startReplicas(n: number, extra: Record<string, string> = {}): Promise<FunctionProcess[]> {
   const sa = stageServiceAccount(TOKEN);
   replicas = await Promise.all(Array.from({ length: n }, (_, i) =>
-    spawnFunction(['--enable-source-maps', 'dist/index.mjs'], { ...inClusterEnv(api, sa.prefix), HOSTNAME: `falco-pod-delete-replica-${i}`, RECORD_EVENTS: 'false', ...extra })));
+    spawnFunction(['dist/index.mjs'], { ...inClusterEnv(api, sa.prefix), HOSTNAME: `falco-pod-delete-replica-${i}`, RECORD_EVENTS: 'false', ...extra })));
   return replicas;
 }
 

@@ -1,5 +1,8 @@
 // Template entry: the function in ./function (handler.ts) served by ./server.ts.
 import { main } from './server.js';
+import { installTypeScriptStacks } from './stack.js';
+
+installTypeScriptStacks(import.meta.url);
 
 // Logged with context and survived: the process exits non-zero only when it cannot serve at all (startup).
 const report = (msg: string) => (e: unknown) => {
