@@ -16,6 +16,11 @@ export interface ServerOptions {
   bodyLimit: string;
   /** How long in-flight requests may take to finish after SIGTERM. */
   drainMs: number;
+  /**
+   * How long to go on serving after SIGTERM before closing: the of-watchdog forwards SIGTERM at once but
+   * keeps accepting (and proxying to us) for its healthcheck_interval, so closing sooner answers those with 500s.
+   */
+  keepServingMs?: number;
   host?: string;
 }
 
@@ -24,11 +29,16 @@ export function optionsFromEnv(env: Record<string, string | undefined> = process
   const raw = env.http_port ?? env.PORT ?? '3000';
   const port = Number(raw);
   if (!/^\d+$/.test(raw) || port > 65535) throw new Error(`invalid configuration: ${env.http_port !== undefined ? 'http_port' : 'PORT'} must be a port number, got "${raw}"`);
-  const drain = env.drain_timeout ?? env.write_timeout ?? '10s';
-  const m = /^(\d+)(ms|s|m)?$/.exec(drain.trim());
-  if (!m) throw new Error(`invalid configuration: drain_timeout must be a duration like 10s, got "${drain}"`);
-  const drainMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60000 : 1000);
-  return { port, bodyLimit: env.max_body_size ?? '512kb', drainMs, host: env.http_host };
+  const drainMs = durationMs(env.drain_timeout !== undefined ? 'drain_timeout' : 'write_timeout', env.drain_timeout ?? env.write_timeout ?? '10s');
+  // Past the watchdog's own interval by a margin, so that a request it accepted last still finds us listening.
+  const keepServingMs = env.healthcheck_interval ? durationMs('healthcheck_interval', env.healthcheck_interval) + 500 : 0;
+  return { port, bodyLimit: env.max_body_size ?? '512kb', drainMs, keepServingMs, host: env.http_host };
+}
+
+function durationMs(name: string, raw: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(raw.trim());
+  if (!m) throw new Error(`invalid configuration: ${name} must be a duration like 10s, got "${raw}"`);
+  return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60000 : 1000);
 }
 
 const defaultOnError: ErrorRequestHandler = (err: { status?: number; message?: string }, _req, res, next) => {
@@ -42,8 +52,10 @@ export function createApp(fn: FunctionModule, opts: ServerOptions): express.Expr
   app.disable('x-powered-by');
   app.set('etag', false); // function answers are not cached: no per-response body hash
   app.set('trust proxy', true);
+  // /_/ready answers only once the server listens (the watchdog's ready_path), and 503 once SIGTERM came.
   app.get(['/_/health', '/_/ready'], (_req, res) => {
-    res.json({ status: 'ok' });
+    if (app.locals.stopping === true) res.status(503).json({ status: 'stopping' });
+    else res.json({ status: 'ok' });
   });
   app.use(express.json({ limit: opts.bodyLimit, strict: false, type: ['application/json', 'application/*+json'] }));
   app.use(express.text({ limit: opts.bodyLimit, type: 'text/*' }));
@@ -55,6 +67,7 @@ export function createApp(fn: FunctionModule, opts: ServerOptions): express.Expr
 export interface Running {
   server: Server;
   port: number;
+  app: express.Express;
   /** Stop accepting, let in-flight requests finish (up to drainMs), then run the function's close. */
   shutdown: () => Promise<void>;
 }
@@ -95,15 +108,19 @@ export async function startServer(fn: FunctionModule, opts: ServerOptions): Prom
     return closing;
   };
   const address = server.address();
-  return { server, port: typeof address === 'object' && address ? address.port : opts.port, shutdown };
+  return { server, app, port: typeof address === 'object' && address ? address.port : opts.port, shutdown };
 }
 
 /** The process entry: start, and on SIGTERM/SIGINT drain and exit 0 (the of-watchdog forwards SIGTERM at once). */
 export async function main(fn: FunctionModule, env = process.env): Promise<Running> {
-  const running = await startServer(fn, optionsFromEnv(env));
+  const opts = optionsFromEnv(env);
+  const running = await startServer(fn, opts);
   console.error(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: `listening on port ${running.port}` }));
-  const stop = (signal: string) => {
-    console.error(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: `${signal}: draining in-flight requests` }));
+  const stop = async (signal: string) => {
+    running.app.locals.stopping = true;
+    const serving = opts.keepServingMs ?? 0;
+    console.error(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: `${signal}: serving ${serving} ms more (the watchdog's healthcheck_interval), then draining in-flight requests` }));
+    if (serving > 0) await new Promise((resolve) => setTimeout(resolve, serving));
     running.shutdown().then(
       () => process.exit(0),
       (e: unknown) => {
@@ -112,7 +129,7 @@ export async function main(fn: FunctionModule, env = process.env): Promise<Runni
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
   return running;
 }
