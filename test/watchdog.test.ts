@@ -1,0 +1,172 @@
+// The template as users meet it: the real `faas-cli build --shrinkwrap` and `faas-cli new`, the Dockerfile's
+// own steps, and the bundle behind the real of-watchdog with the image's ENV (read from the Dockerfile).
+// The watchdog's metrics port (8081) is fixed, so the cases in this file run one watchdog at a time.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Admin, clusterState, inClusterEnv } from './support/cluster.js';
+import { fixture, withFields } from './support/harness.js';
+import { TOOLS_HINT, buildLikeDockerfile, cloneWorkingTree, faasCli, openfaasTools, processAlive, startWatchdog, untilReady, type Watchdog } from './support/openfaas.js';
+
+const TOOLS = openfaasTools();
+const describeTools = TOOLS ? describe : describe.skip;
+if (!TOOLS) process.stderr.write(`${TOOLS_HINT}\n`);
+const itCluster = clusterState ? it : it.skip;
+
+const post = async (w: Watchdog, body: unknown) => {
+  const r = await fetch(`${w.url}/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Falcosidekick' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  return { status: r.status, text };
+};
+const testEvent = () => fixture('16-DERIVED-falcosidekick-forwarded-test-event.json');
+
+describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
+  const tools = TOOLS as string;
+  let clone: string;
+  let image: { ship: string; env: Record<string, string> };
+  let w: Watchdog | undefined;
+
+  beforeAll(() => {
+    clone = cloneWorkingTree();
+    faasCli(tools, ['build', '--shrinkwrap', '-f', 'stack.yml'], clone);
+    image = buildLikeDockerfile(join(clone, 'build', 'falco-pod-delete'));
+  }, 600_000);
+  afterEach(async () => {
+    if (w && w.child.exitCode === null) {
+      const fnPid = w.functionPid();
+      w.child.kill('SIGKILL');
+      if (fnPid) process.kill(fnPid, 'SIGKILL');
+      await w.exited;
+    }
+    w = undefined;
+  });
+  afterAll(() => rmSync(clone, { recursive: true, force: true }));
+
+  it('ships only the bundle and its source map, and faas-cli put the handler over the starter', () => {
+    expect(execFileSync('ls', [join(image.ship, 'dist')]).toString().split('\n').filter(Boolean)).toEqual(['index.mjs', 'index.mjs.LEGAL.txt', 'index.mjs.map']);
+    expect(readFileSync(join(clone, 'build', 'falco-pod-delete', 'function', 'handler.ts'), 'utf8')).toContain('FalcoResponse');
+    expect(image.env).toMatchObject({ mode: 'http', prefix_logs: 'false', ready_path: '/_/ready' });
+  });
+
+  it('is not ready until node listens, then answers every request (no 500 at start)', async () => {
+    w = await startWatchdog(tools, image.ship, image.env);
+    const seen = await untilReady(w);
+    // Ready only once node has said it listens.
+    expect(w.stderr.some((l) => l.includes('listening on port'))).toBe(true);
+    expect(seen.slice(0, -1).every((s) => s !== 200)).toBe(true);
+    const r = await post(w, testEvent());
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toMatchObject({ outcome: 'skipped', code: 'test-event' });
+  });
+
+  it('passes the audit line through unprefixed: one pure JSON line per alert on stdout', async () => {
+    w = await startWatchdog(tools, image.ship, image.env);
+    await untilReady(w);
+    await post(w, testEvent());
+    await post(w, '{not json');
+    await new Promise((r) => setTimeout(r, 200));
+    const audits = w.stdout.filter((l) => l.includes('"audit":true'));
+    expect(audits).toHaveLength(2);
+    for (const l of audits) expect(l.startsWith('{')).toBe(true);
+    expect(audits.map((l) => (JSON.parse(l) as { code: string }).code)).toEqual(['test-event', 'unparseable']);
+  });
+
+  it('keeps answering through the watchdog\'s healthcheck_interval after SIGTERM, then both exit', async () => {
+    w = await startWatchdog(tools, image.ship, image.env);
+    await untilReady(w);
+    const fnPid = w.functionPid();
+    w.child.kill('SIGTERM');
+    const statuses: number[] = [];
+    const interval = Number(/^(\d+)s$/.exec(image.env.healthcheck_interval)?.[1] ?? '0') * 1000;
+    const until = Date.now() + interval - 1000;
+    while (Date.now() < until) {
+      statuses.push((await post(w, testEvent())).status);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(statuses.length).toBeGreaterThan(5);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(await w.exited).toBe(0);
+    for (let i = 0; i < 100 && processAlive(fnPid); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(processAlive(fnPid)).toBe(false);
+  }, 30_000);
+
+  it('survives oversized alerts: the log stays readable and the function keeps answering', async () => {
+    w = await startWatchdog(tools, image.ship, image.env);
+    await untilReady(w);
+    const huge = withFields(testEvent(), { 'k8s.ns.name': 'n'.repeat(100_000), 'k8s.pod.name': 'p' });
+    const big = { ...fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), output_fields: { 'k8s.ns.name': 'n'.repeat(100_000), 'k8s.pod.name': 'p' } };
+    for (let i = 0; i < 80; i++) expect((await post(w, i % 2 ? big : huge)).status).toBeLessThan(500);
+    const r = await post(w, testEvent());
+    expect(r.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(w.stderr.join('\n')).not.toMatch(/token too long/);
+    const audits = w.stdout.filter((l) => l.includes('"audit":true'));
+    expect(audits).toHaveLength(81);
+    expect(Math.max(...audits.map((l) => l.length))).toBeLessThan(4096);
+  }, 60_000);
+
+  itCluster('deletes a pod on the real API server, through the watchdog, in-cluster', async () => {
+    const admin = new Admin();
+    const ns = await admin.namespace('apps');
+    const pod = await admin.pod(ns, 'web-0');
+    w = await startWatchdog(tools, image.ship, image.env, inClusterEnv({ RECORD_EVENTS: 'false' }).env);
+    await untilReady(w);
+    const alert = withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': ns, 'k8s.pod.name': 'web-0', 'container.id': pod.containerId.slice(0, 12) });
+    const r = await post(w, alert);
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toMatchObject({ outcome: 'deleted', pod: 'web-0', namespace: ns });
+    expect(await admin.contained(ns, 'web-0')).toBe(true);
+  });
+});
+
+describeTools('`faas-cli new --lang node18-ts-middleware` in a clone of this repository', () => {
+  const tools = TOOLS as string;
+  let clone: string;
+  let w: Watchdog | undefined;
+
+  beforeAll(() => {
+    clone = cloneWorkingTree();
+    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.email=t@example.com', '-c', 'user.name=t', ...args], { cwd: clone, stdio: 'pipe' });
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-qm', 'clone');
+    faasCli(tools, ['new', '--lang', 'node18-ts-middleware', 'starter-fn', '--append', 'stack.yml'], clone);
+  }, 120_000);
+  afterAll(async () => {
+    if (w && w.child.exitCode === null) {
+      w.child.kill('SIGKILL');
+      await w.exited;
+    }
+    rmSync(clone, { recursive: true, force: true });
+  });
+
+  const ignored = (path: string) => {
+    try {
+      execFileSync('git', ['check-ignore', '-q', path], { cwd: clone, stdio: 'pipe' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('leaves the template tracked and ignores what faas-cli writes', () => {
+    expect(existsSync(join(clone, 'starter-fn', 'handler.ts'))).toBe(true);
+    expect(ignored('template/node18-ts-middleware/new-file.ts')).toBe(false);
+    expect(ignored('build/starter-fn/Dockerfile')).toBe(true);
+    expect(ignored('.secrets/x')).toBe(true);
+    expect(readFileSync(join(clone, '.gitignore'), 'utf8')).toBe(readFileSync('.gitignore', 'utf8'));
+  });
+
+  it('builds the starter function and serves it behind the watchdog', async () => {
+    faasCli(tools, ['build', '--shrinkwrap', '-f', 'stack.yml', '--filter', 'starter-fn'], clone);
+    const image = buildLikeDockerfile(join(clone, 'build', 'starter-fn'));
+    w = await startWatchdog(tools, image.ship, image.env);
+    await untilReady(w);
+    const r = await fetch(`${w.url}/anything`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"hello":"world"}' });
+    expect(await r.json()).toEqual({ received: { hello: 'world' }, path: '/anything' });
+  }, 600_000);
+});
