@@ -8,12 +8,15 @@
 # --server: the API server address written into the kubeconfig (default https://kubernetes.default.svc, the
 # in-cluster Service the function reaches from its pod).
 #
-# Without --duration it uses a long-lived ServiceAccount token Secret (revoke it by deleting that Secret);
-# with --duration it uses a bound token from `kubectl create token` (re-run the script before it expires).
+# Without --duration it uses a long-lived ServiceAccount token Secret, falco-pod-delete-sa-token (a Kubernetes
+# Secret; revoke it by deleting that Secret); with --duration it uses a bound token from `kubectl create token`
+# (re-run the script before it expires; revoke by re-creating the ServiceAccount). The kubeconfig itself is the
+# OpenFaaS secret falco-pod-delete-kubeconfig.
 set -euo pipefail
 ns=openfaas-fn
 sa=falco-pod-delete
 secret_name=falco-pod-delete-kubeconfig
+sa_token_secret=falco-pod-delete-sa-token
 duration=""
 out=""
 server=https://kubernetes.default.svc
@@ -37,18 +40,18 @@ else
 apiVersion: v1
 kind: Secret
 metadata:
-  name: ${sa}-token
+  name: ${sa_token_secret}
   namespace: ${ns}
   annotations:
     kubernetes.io/service-account.name: ${sa}
 type: kubernetes.io/service-account-token
 YAML
   for _ in $(seq 1 30); do
-    token=$(kubectl get secret "${sa}-token" -n "$ns" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d || true)
+    token=$(kubectl get secret "${sa_token_secret}" -n "$ns" -o jsonpath='{.data.token}' 2>/dev/null | base64 -d || true)
     [ -n "${token:-}" ] && break
     sleep 1
   done
-  [ -n "${token:-}" ] || { echo "the token controller did not fill ${sa}-token" >&2; exit 1; }
+  [ -n "${token:-}" ] || { echo "the token controller did not fill ${sa_token_secret}" >&2; exit 1; }
 fi
 
 ca=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')

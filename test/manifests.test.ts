@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { OPTIONS } from '../falco-pod-delete/src/config.js';
+import { loadPolicy } from '../falco-pod-delete/src/policy.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { fixture, startFunction, withFields } from './support/harness.js';
 
@@ -150,5 +151,49 @@ describe('Knative manifests', () => {
     const trigger = docs.find((d) => d.kind === 'Trigger');
     expect(trigger?.spec.filter.attributes).toEqual({ type: 'falco.rule.output.v1' });
     expect(trigger?.spec.subscriber.ref).toMatchObject({ kind: 'Service', name: 'falco-pod-delete' });
+  });
+});
+
+describe('README policy examples', () => {
+  it('every YAML block with policy entries loads as a policy', () => {
+    const blocks = [...read('README.md').matchAll(/```yaml\n(entries:[\s\S]*?)```/g)].map((m) => m[1]);
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    for (const b of blocks) expect(loadPolicy({ policy: b }).entries.length).toBeGreaterThan(0);
+  });
+});
+
+describe('secret names', () => {
+  // Script variables (name=value) substituted, so "$secret_name" reads as what the script really creates.
+  const script = read('scripts/make-kubeconfig.sh');
+  const vars = Object.fromEntries([...script.matchAll(/^([a-z_]+)=([A-Za-z0-9-]+)$/gm)].map((m) => [m[1], m[2]]));
+  const expand = (t: string) => t.replace(/\$\{?([a-z_]+)\}?/g, (all, v: string) => vars[v] ?? all);
+  const texts = { 'stack.yml': read('stack.yml'), 'README.md': read('README.md'), 'scripts/make-kubeconfig.sh': expand(script) };
+  const all = Object.values(texts).join('\n');
+  const names = (re: RegExp, text = all) => new Set([...text.matchAll(re)].map((m) => m[1]));
+
+  const openfaas = new Set([
+    ...names(/\/var\/openfaas\/secrets\/([a-z0-9-]+)/g),
+    ...names(/faas-cli secret (?:create|update) "?([a-z0-9-]+)/g),
+    ...names(/^\s*#?\s*-\s+([a-z0-9-]+)\s*$/gm, texts['stack.yml'].slice(texts['stack.yml'].indexOf('secrets:'))),
+  ]);
+  const kubernetes = new Set([
+    ...names(/kind: Secret\nmetadata:\n\s+name: ([a-z0-9-]+)/g),
+    ...names(/kubectl (?:get|delete) secret(?: -n [a-z-]+)? "?([a-z0-9-]+)/g),
+  ]);
+
+  it('finds the names it checks', () => {
+    expect([...openfaas].sort()).toEqual(['falco-pod-delete-caller-token', 'falco-pod-delete-kubeconfig']);
+    expect(kubernetes.has('falco-pod-delete-sa-token')).toBe(true);
+  });
+
+  it('no name is both an OpenFaaS secret and a Kubernetes Secret the scripts make', () => {
+    expect([...openfaas].filter((n) => kubernetes.has(n))).toEqual([]);
+  });
+
+  it('each OpenFaaS secret feeds exactly one setting', () => {
+    for (const n of openfaas) {
+      const settings = names(new RegExp(`([A-Z_]+)[=: ]+/var/openfaas/secrets/${n}\\b`, 'g'));
+      expect([n, [...settings]]).toEqual([n, [expect.any(String)]]);
+    }
   });
 });

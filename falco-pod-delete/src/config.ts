@@ -107,7 +107,7 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: 'Comma-separated namespaces the function never acts in, whatever the policy says.' },
   { key: 'dryRun', env: 'DRY_RUN', default: 'false', parse: boolean,
     doc: 'Record what would be done instead of doing it (uses the API server-side dryRun where it applies).' },
-  { key: 'gracePeriodSeconds', env: 'GRACE_PERIOD_SECONDS', default: '', doc: "Deletion grace period; empty means the pod's own terminationGracePeriodSeconds (a policy entry may set its own).",
+  { key: 'gracePeriodSeconds', env: 'GRACE_PERIOD_SECONDS', default: '1', doc: "Deletion grace period in seconds: 1 stops the attacker's processes about a second after the kubelet sees the deletion (0 would force-delete: the pod record goes before its containers stop); empty means the pod's own terminationGracePeriodSeconds (30 s unless set). A policy entry may set its own.",
     parse: (raw, env) => (raw.trim() === '' ? undefined : integer(0, 86400)(raw, env)) },
   { key: 'kubeconfigFile', env: 'KUBECONFIG_FILE', default: '', parse: optionalText,
     doc: 'Explicit kubeconfig, e.g. an OpenFaaS secret /var/openfaas/secrets/falco-pod-delete-kubeconfig (Community Edition).' },

@@ -3,7 +3,7 @@ import { ConfigError, DEFAULT_CRITICAL_NAMESPACES, loadConfig } from '../src/con
 describe('loadConfig', () => {
   it('has safe defaults', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ criticalNamespaces: DEFAULT_CRITICAL_NAMESPACES, dryRun: false, maxAlertAgeSeconds: 300, actionLimit: 20, actionWindowSeconds: 60, alertDeadlineMs: 10000, gracePeriodSeconds: undefined });
+    expect(c).toMatchObject({ criticalNamespaces: DEFAULT_CRITICAL_NAMESPACES, dryRun: false, maxAlertAgeSeconds: 300, actionLimit: 20, actionWindowSeconds: 60, alertDeadlineMs: 10000, gracePeriodSeconds: 1 });
   });
 
   it.each([

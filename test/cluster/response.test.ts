@@ -36,7 +36,11 @@ describeCluster('on a real API server', () => {
     const r = await fn!.post(shellIn(ns, 'web-0', pod.containerId));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ decision: 'delete', outcome: 'deleted', namespace: ns, pod: 'web-0', dryRun: false });
-    expect(await admin.contained(ns, 'web-0')).toBe(true);
+    // Terminating with a 1 s grace period (GRACE_PERIOD_SECONDS' default), not the pod's own 30 s: the kubelet
+    // stops the attacker's shell a second after it sees the deletion.
+    const after = await admin.readPod(ns, 'web-0');
+    expect(after?.metadata?.deletionTimestamp).toBeDefined();
+    expect(after?.metadata?.deletionGracePeriodSeconds).toBe(1);
     // The claim is a real Lease, written with MicroTime timestamps the server accepted.
     const claim = await admin.leases.readNamespacedLease({ name: `fpd-claim-${pod.uid}`, namespace: 'openfaas-fn' });
     expect(claim.metadata?.annotations?.['falco-pod-delete/outcome']).toBe('deleted');
