@@ -1,12 +1,14 @@
 // The template as users meet it: the real `faas-cli build --shrinkwrap` and `faas-cli new`, the Dockerfile's
 // own steps, and the bundle behind the real of-watchdog with the image's ENV (read from the Dockerfile).
 // The watchdog's metrics port (8081) is fixed, so the cases in this file run one watchdog at a time.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Admin, clusterState, inClusterEnv } from './support/cluster.js';
 import { fixture, withFields } from './support/harness.js';
-import { TOOLS_HINT, buildLikeDockerfile, cloneWorkingTree, faasCli, openfaasTools, processAlive, startWatchdog, untilReady, type Watchdog } from './support/openfaas.js';
+import { TOOLS_HINT, buildLikeDockerfile, cloneWorkingTree, faasCli, faasCliLogsCommands, openfaasTools, processAlive, startLogGateway, startWatchdog, untilReady, type Watchdog } from './support/openfaas.js';
+import YAML from 'yaml';
 
 const TOOLS = openfaasTools();
 const describeTools = TOOLS ? describe : describe.skip;
@@ -121,6 +123,48 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
     expect(JSON.parse(r.text)).toMatchObject({ outcome: 'deleted', pod: 'web-0', namespace: ns });
     expect(await admin.contained(ns, 'web-0')).toBe(true);
   });
+  itCluster('the README\'s faas-cli logs commands read the pod log with the real faas-cli', async () => {
+    const admin = new Admin();
+    const ns = await admin.namespace('apps');
+    const pod = await admin.pod(ns, 'web-0');
+    w = await startWatchdog(tools, image.ship, image.env, inClusterEnv({ RECORD_EVENTS: 'false' }).env);
+    await untilReady(w);
+    const shell = withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': ns, 'k8s.pod.name': 'web-0', 'container.id': pod.containerId.slice(0, 12) });
+    expect(JSON.parse((await post(w, shell)).text)).toMatchObject({ outcome: 'deleted' });
+    await post(w, testEvent());
+    await post(w, '{not json');
+    await new Promise((r) => setTimeout(r, 300));
+    // The pod log: the watchdog's own lines (stderr) and the function's (stdout), an hour apart at most.
+    const now = Date.now();
+    const podLog = [...w.stderr, ...w.stdout].map((text, i) => ({ text, timestamp: new Date(now - 60_000 + i) }));
+    podLog.push({ text: 'an old line from two hours ago', timestamp: new Date(now - 7200_000) });
+    const gateway = await startLogGateway(podLog);
+    // faas-cli reads the gateway from stack.yml first: a copy pointing at the stand-in.
+    const cwd = mkdtempSync(join(tmpdir(), 'fpd-logs-'));
+    const stack = readFileSync('stack.yml', 'utf8');
+    const configured = (YAML.parse(stack) as { provider: { gateway: string } }).provider.gateway;
+    writeFileSync(join(cwd, 'stack.yml'), stack.replace(`gateway: ${configured}`, `gateway: ${gateway.url}`));
+    try {
+      const commands = faasCliLogsCommands(readFileSync('README.md', 'utf8'));
+      expect(commands.length).toBeGreaterThanOrEqual(4);
+      for (const command of commands) {
+        // Asynchronously: the gateway stand-in answers from this process.
+        const run = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          execFile('bash', ['-o', 'pipefail', '-c', command], { cwd, timeout: 20_000, env: { ...process.env, PATH: `${tools}:${process.env.PATH ?? ''}`, HOME: cwd } }, (e, out, err) =>
+            resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, out, err }));
+        });
+        expect([command, run.code, run.err]).toEqual([command, 0, '']);
+        const out = run.out;
+        const rows = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+        expect([command, rows.length > 0]).toEqual([command, true]);
+        if (command.includes('"deleted"')) expect(rows).toEqual([expect.objectContaining({ namespace: ns, pod: 'web-0' })]);
+        if (command.includes('"skip"')) expect(rows).toEqual([expect.objectContaining({ code: 'test-event' })]);
+      }
+      expect(gateway.requests.every((q) => q.get('follow') === 'false')).toBe(true);
+    } finally {
+      await gateway.stop();
+    }
+  }, 120_000);
 });
 
 describeTools('`faas-cli new --lang node18-ts-middleware` in a clone of this repository', () => {

@@ -167,3 +167,56 @@ export function processAlive(pid: number | undefined): boolean {
     return false;
   }
 }
+
+/**
+ * The gateway's GET /system/logs as faas-provider serves it: NDJSON of {name, namespace, instance, timestamp,
+ * text}, filtered by `since`; with follow=true the stream is held open, as the real one is.
+ */
+export async function startLogGateway(lines: Array<{ text: string; timestamp: Date }>, fn = 'falco-pod-delete'): Promise<{ url: string; requests: URLSearchParams[]; stop: () => Promise<void> }> {
+  const { createServer } = await import('node:http');
+  const requests: URLSearchParams[] = [];
+  const open = new Set<import('node:http').ServerResponse>();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    if (url.pathname !== '/system/logs') {
+      res.writeHead(404).end();
+      return;
+    }
+    requests.push(url.searchParams);
+    const since = url.searchParams.get('since');
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for (const l of lines) {
+      if (url.searchParams.get('name') !== fn || (since && l.timestamp < new Date(since))) continue;
+      res.write(`${JSON.stringify({ name: fn, namespace: 'openfaas-fn', instance: `${fn}-7dc9f5fbb8-gbfk7`, timestamp: l.timestamp.toISOString(), text: l.text })}\n`);
+    }
+    if (url.searchParams.get('follow') === 'true') open.add(res);
+    else res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    stop: async () => {
+      for (const r of open) r.end();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** The `faas-cli logs` commands in a markdown text: in code blocks (with continuations) and in inline code. */
+export function faasCliLogsCommands(markdown: string): string[] {
+  const found: string[] = [];
+  let block: string[] | undefined;
+  for (const line of markdown.split('\n')) {
+    if (/^\s*```/.test(line)) {
+      if (block) {
+        const joined = block.join('\n').replace(/\\\n\s*/g, ' ');
+        for (const l of joined.split('\n')) if (/^\s*faas-cli logs /.test(l)) found.push(l.trim());
+        block = undefined;
+      } else block = [];
+    } else block?.push(line);
+  }
+  for (const inline of markdown.matchAll(/`(faas-cli logs [^`]+)`/g)) found.push(inline[1].replace(/\\\|/g, '|'));
+  return found;
+}
