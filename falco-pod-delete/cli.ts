@@ -51,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
     criticalNamespaces: config.criticalNamespaces,
     self: { namespace: config.podNamespace, name: undefined },
     maxAlertAgeSeconds: config.maxAlertAgeSeconds,
+    requireProof: config.authTokenFile === undefined,
   };
   const bodies = documents(readFileSync(0, 'utf8'));
   let acted = 0;

@@ -54,10 +54,10 @@ const outputFields = maybe(
     {
       'k8s.pod.name': fc.oneof({ arbitrary: goodName, weight: 6 }, { arbitrary: hostileName, weight: 1 }),
       'k8s.ns.name': maybe(fc.constantFrom('default', 'team-a', 'payments', 'kube-system', 'openfaas-fn', 'falco'), hostileName),
-      'container.id': maybe(fc.constantFrom('ee97d9c4186f', 'host', '0123456789ab'), fieldValue),
+      'container.id': maybe(fc.oneof({ arbitrary: fc.constant('ee97d9c4186f'), weight: 4 }, fc.constantFrom('host', '0123456789ab')), fieldValue),
       'k8s.pod.uid': fc.constantFrom('uid-1', 'uid-2'),
     },
-    { requiredKeys: ['k8s.pod.name', 'k8s.ns.name'] },
+    { requiredKeys: ['k8s.pod.name', 'k8s.ns.name', 'container.id'] },
   ).chain((f) => rarely(fc.record({ 'k8smeta.pod.name': hostileName, 'k8smeta.ns.name': hostileName, __proto__: fc.object({ maxDepth: 1 }) }, { requiredKeys: [] })).map((x) => ({ ...f, ...(x ?? {}) }))),
   fc.oneof(fc.dictionary(fieldKey, fieldValue, { maxKeys: 12 }), fc.anything({ maxDepth: 3 })),
 );

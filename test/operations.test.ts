@@ -1,7 +1,8 @@
 // Operability: Prometheus metrics on their own port after a scripted sequence of alerts, and the explain
 // command, which uses the function's own decision code and agrees with it on every fixture.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type PodRef } from '../falco-pod-delete/src/alert.js';
@@ -97,7 +98,7 @@ class AgreeableKube extends StubKube {
 
 describe('explain', () => {
   const config = loadConfig({});
-  const guards = { criticalNamespaces: config.criticalNamespaces, self: { namespace: undefined, name: undefined }, maxAlertAgeSeconds: config.maxAlertAgeSeconds };
+  const guards = { criticalNamespaces: config.criticalNamespaces, self: { namespace: undefined, name: undefined }, maxAlertAgeSeconds: config.maxAlertAgeSeconds, requireProof: config.authTokenFile === undefined };
 
   it.each(JSON_FIXTURES)('agrees with the function on %s', async (file) => {
     const alert = fixture(file);
@@ -136,9 +137,19 @@ describe('explain', () => {
 
     it('takes the policy to test as an argument, and reports the entry that matched', () => {
       const path = join(process.cwd(), 'test', 'data', 'exec-policy.yaml');
-      const r = run([path, '--json'], JSON.stringify(fixture('08-k8saudit-attach-exec-pod.json')));
+      // k8s_audit alerts carry no container id: acted on only when callers authenticate.
+      const token = join(mkdtempSync(join(tmpdir(), 'fpd-tok-')), 'token');
+      writeFileSync(token, 's3cr3t');
+      const r = run([path, '--json'], JSON.stringify(fixture('08-k8saudit-attach-exec-pod.json')), { AUTH_TOKEN_FILE: token });
       expect(r.status).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'act', decision: 'isolate', entry: 'exec-into-pods', pod: 'default/kubecon' });
+    });
+
+    it('names an unproven alert as the function would decline it without caller authentication', () => {
+      const path = join(process.cwd(), 'test', 'data', 'exec-policy.yaml');
+      const r = run([path, '--json'], JSON.stringify(fixture('08-k8saudit-attach-exec-pod.json')));
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ verdict: 'decline', code: 'unproven', pod: 'default/kubecon' });
     });
 
     it('uses --now for historical fixtures, and declines them as stale without it', () => {

@@ -3,7 +3,7 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { spawnFunction } from './support/process.js';
 import { createServer } from 'node:net';
-import { inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { containerId, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { Writable } from 'node:stream';
 import { fixture, startFunction, withFields, withStandIn } from './support/harness.js';
 import { createLogger } from '../falco-pod-delete/src/audit.js';
@@ -12,7 +12,7 @@ import { FalcoResponse } from '../falco-pod-delete/src/core.js';
 const TOKEN = 'reliability-token';
 const CONTAINER = 'ee97d9c4186f' + '3'.repeat(52);
 const shell = () => fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json');
-const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': undefined });
+const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': containerId(`default/${name}`).slice(0, 12) });
 
 const t = withStandIn(TOKEN);
 const start = t.start;

@@ -1,7 +1,7 @@
 // Several replicas against one API server that enforces AlreadyExists and resourceVersion preconditions:
 // exactly one action per pod, one cluster-wide blast-radius limit, and a dead replica's claim expires.
 import { execFileSync } from 'node:child_process';
-import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { FakeApiServer, containerId, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { fixture, withFields } from './support/harness.js';
 import { type FunctionProcess, spawnFunction } from './support/process.js';
 
@@ -28,7 +28,7 @@ async function startReplicas(n: number, extra: Record<string, string> = {}): Pro
   return replicas;
 }
 
-const shellFor = (name: string) => withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.pod.name': name, 'container.id': undefined });
+const shellFor = (name: string) => withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.pod.name': name, 'container.id': containerId(`default/${name}`).slice(0, 12) });
 const podDeletes = () => api.calls('DELETE', '/api/v1/namespaces/');
 
 it('turns hundreds of identical alerts spread over three replicas into exactly one DELETE', async () => {

@@ -5,12 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FalcoResponse } from '../falco-pod-delete/src/core.js';
 import { PolicyError } from '../falco-pod-delete/src/policy.js';
+import { containerId } from './support/apiserver.js';
 import { captureLogger, fixture, withFields, withStandIn } from './support/harness.js';
 
 const TOKEN = 'safety-token';
 const CONTAINER = 'ee97d9c4186f' + 'd'.repeat(52);
 const shell = () => fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json');
-const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': undefined });
+const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': containerId(`default/${name}`).slice(0, 12) });
 
 const t = withStandIn(TOKEN);
 const start = t.start;

@@ -79,6 +79,7 @@ export class FalcoResponse {
       criticalNamespaces: config.criticalNamespaces,
       self: { namespace: parts.namespace, name: config.podName },
       maxAlertAgeSeconds: config.maxAlertAgeSeconds,
+      requireProof: config.authTokenFile === undefined,
     };
     this.guardsValue = guards;
     this.audit = auditLogger(logger);

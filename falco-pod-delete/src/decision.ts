@@ -7,7 +7,15 @@ export interface Guards {
   /** The function's own pod, when known: never acted on. */
   self: { namespace: string | undefined; name: string | undefined };
   maxAlertAgeSeconds: number;
+  /**
+   * No caller authentication is configured: the alert itself must prove it came from Falco watching that pod,
+   * with a container.id that the pod (read before acting) runs. Knowing a running container's id is what an
+   * unauthenticated caller does not have for free.
+   */
+  requireProof: boolean;
 }
+
+export const UNPROVEN_REASON = 'the alert carries no container.id, and no caller authentication is configured: only alerts whose container.id belongs to the pod are acted on without it. Send alerts with a token (AUTH_TOKEN_FILE and Falcosidekick\'s webhook output), or keep container.id in Falco\'s output';
 
 export type DeclineCode =
   | 'test-event'
@@ -19,7 +27,8 @@ export type DeclineCode =
   | 'own-namespace'
   | 'no-policy-match'
   | 'stale'
-  | 'future';
+  | 'future'
+  | 'unproven';
 
 export type Decision =
   | { kind: 'decline'; code: DeclineCode; reason: string; pod?: PodRef; refused?: ActionKind }
@@ -94,6 +103,10 @@ export function decide(alert: Alert, policy: Policy, guards: Guards, now: number
   if (!matched) return { kind: 'decline', code: 'no-policy-match', reason: `no policy entry matches rule "${alert.rule}"`, pod };
   const stale = ageDecision(alert, guards, now, pod);
   if (stale) return stale;
+
+  if (guards.requireProof && !containerId && matched.entry.action !== 'log') {
+    return { kind: 'decline', code: 'unproven', reason: UNPROVEN_REASON, pod, refused: matched.entry.action };
+  }
 
   const uid = field(alert, 'k8s.pod.uid');
   return {

@@ -4,7 +4,7 @@ import { DEFAULT_POLICY, parsePolicy } from '../src/policy.js';
 import { DEFAULT_CRITICAL_NAMESPACES } from '../src/config.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
-const guards: Guards = { criticalNamespaces: DEFAULT_CRITICAL_NAMESPACES, self: { namespace: 'openfaas-fn', name: 'falco-pod-delete-abc' }, maxAlertAgeSeconds: 300 };
+const guards: Guards = { criticalNamespaces: DEFAULT_CRITICAL_NAMESPACES, self: { namespace: 'openfaas-fn', name: 'falco-pod-delete-abc' }, maxAlertAgeSeconds: 300, requireProof: false };
 
 function alert(over: Record<string, unknown> = {}, fields: Record<string, unknown> = {}) {
   return parseAlert({
@@ -77,5 +77,34 @@ describe('decide', () => {
   it('carries k8s.pod.uid and the entry grace period', () => {
     const policy = parsePolicy('entries: [{name: shells, match: {rules: ["Terminal shell*"]}, action: delete, gracePeriodSeconds: 0}]', 'test');
     expect(decide(alert({}, { 'k8s.pod.uid': 'u-1' }), policy, guards, NOW)).toMatchObject({ podUid: 'u-1', gracePeriodSeconds: 0 });
+  });
+});
+
+describe('proof when no caller is authenticated', () => {
+  const unauthenticated: Guards = { ...guards, requireProof: true };
+
+  it.each([
+    ['absent', undefined],
+    ['null', null],
+    ['empty', ''],
+    ['<NA>', '<NA>'],
+    ['not a container id', 'host'],
+  ])('declines an alert whose container.id is %s as unproven, saying how to get it acted on', (_name, id) => {
+    const d = decide(alert({}, { 'container.id': id }), DEFAULT_POLICY, unauthenticated, NOW);
+    expect(d).toMatchObject({ kind: 'decline', code: 'unproven', refused: 'delete', pod: { namespace: 'default', name: 'alpine' } });
+    expect(d.kind === 'decline' && d.reason).toMatch(/AUTH_TOKEN_FILE/);
+  });
+
+  it('acts on an alert with a container id (checked against the pod before acting)', () => {
+    expect(decide(alert(), DEFAULT_POLICY, unauthenticated, NOW)).toMatchObject({ kind: 'act', containerId: '5892b41bcf46' });
+  });
+
+  it('acts on a name-only alert when callers are authenticated', () => {
+    expect(decide(alert({}, { 'container.id': null }), DEFAULT_POLICY, guards, NOW)).toMatchObject({ kind: 'act', containerId: undefined });
+  });
+
+  it('a log action needs no proof: it makes no Kubernetes call', () => {
+    const policy = parsePolicy('entries: [{name: l, match: {}, action: log}]', 'POLICY');
+    expect(decide(alert({}, { 'container.id': null }), policy, unauthenticated, NOW)).toMatchObject({ kind: 'act', action: 'log' });
   });
 });
