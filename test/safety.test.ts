@@ -193,6 +193,27 @@ describe('shared secret', () => {
     expect(t.fn.audits().map((l) => l.status)).toEqual([401, 401]);
   });
 
+  it('says nothing about the secret in its 401: the same answer without a token and with a wrong one', async () => {
+    await start({ AUTH_TOKEN_FILE: secret() });
+    const none = await t.fn.post(shell());
+    const wrong = await t.fn.post(shell(), { authorization: 'Bearer nope' });
+    expect(none.body).toEqual(wrong.body);
+    expect(none.body.reason).toBe('authentication required');
+  });
+
+  it('bounds the audit lines a flood of unauthenticated requests writes, counts every one, and summarises the rest', async () => {
+    await start({ AUTH_TOKEN_FILE: secret(), METRICS_PORT: '0' });
+    const answers = await Promise.all(Array.from({ length: 200 }, () => t.fn.post(shell(), { authorization: 'Bearer nope' })));
+    expect(answers.every((a) => a.status === 401)).toBe(true);
+    const lines = () => t.fn.audits().filter((l) => l.code === 'unauthorized');
+    expect(lines().length).toBeLessThanOrEqual(25);
+    await new Promise((r) => setTimeout(r, 1200));
+    const summary = lines().filter((l) => typeof l.suppressed === 'number');
+    expect(summary.reduce((n, l) => n + (l.suppressed as number), 0) + lines().length - summary.length).toBe(200);
+    const metrics = await t.fn.fn.metrics.registry.metrics();
+    expect(metrics).toMatch(/falco_pod_delete_unauthorized_requests_total 200/);
+  });
+
   it('acts when the token is right', async () => {
     t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ AUTH_TOKEN_FILE: secret() });

@@ -73,3 +73,37 @@ export function audit(auditLog: Logger, f: AuditFacts): void {
   if (f.outcome.result === 'failed' || f.outcome.result === 'rate-limited') auditLog.error(record, 'alert');
   else auditLog.info(record, 'alert');
 }
+
+/**
+ * A bound on the audit lines that unauthenticated floods can write: `perSecond` a second, bursts of `burst`.
+ * Requests past it are counted and summarised in the next line written (or within a second), never lost.
+ */
+export class FloodBound {
+  private tokens: number;
+  private last = Date.now();
+  private held = 0;
+  private flush: NodeJS.Timeout | undefined;
+
+  constructor(private readonly perSecond: number, private readonly burst: number, private readonly summarise: (suppressed: number) => void) {
+    this.tokens = burst;
+  }
+
+  /** Whether this request gets its own line, and how many before it went without one. */
+  take(now = Date.now()): { write: boolean; suppressed: number } {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      const suppressed = this.held;
+      this.held = 0;
+      return { write: true, suppressed };
+    }
+    this.held += 1;
+    this.flush ??= setTimeout(() => {
+      this.flush = undefined;
+      if (this.held > 0) this.summarise(this.held);
+      this.held = 0;
+    }, 1000).unref();
+    return { write: false, suppressed: 0 };
+  }
+}

@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Alert } from './alert.js';
-import { audit, auditLogger, bounded, createLogger } from './audit.js';
+import { FloodBound, audit, auditLogger, bounded, createLogger } from './audit.js';
 import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
 import { Coordinator } from './coordination.js';
 import { Deadline } from './deadline.js';
@@ -175,6 +175,11 @@ export class FalcoResponse {
 
   private readonly pending = new Set<Promise<void>>();
 
+  /** A flood of unauthenticated requests writes at most 10 audit lines a second; the rest are summarised. */
+  private readonly unauthorizedSummary = (n: number) =>
+    this.audit.warn({ audit: true, decision: 'reject', outcome: 'rejected', code: 'unauthorized', status: 401, suppressed: n }, `${n} unauthorized requests not audited one by one`);
+  private readonly unauthorizedLines = new FloodBound(10, 20, this.unauthorizedSummary);
+
   /** Waits for work still under way after its answer (RESPONSE_MODE=async actions, Event writes), for a graceful stop. */
   async drain(): Promise<void> {
     while (this.pending.size > 0 || this.responder.pendingEvents.size > 0) {
@@ -194,7 +199,8 @@ export class FalcoResponse {
     inBackground: (work: Promise<Outcome>) => void,
   ): Promise<Outcome> {
     if (!this.authorized(delivery.headers)) {
-      return { decision: 'reject', result: 'rejected', code: 'unauthorized', reason: 'missing or wrong shared secret: send "Authorization: Bearer <token>"', rejectStatus: 401 };
+      // Says nothing about the secret: neither whether one was sent nor how it differs.
+      return { decision: 'reject', result: 'rejected', code: 'unauthorized', reason: 'authentication required', rejectStatus: 401 };
     }
     const input = await intake(delivery.headers, delivery.body);
     seen(input.ok ? input.alert : undefined, input.kind, input.eventId);
@@ -217,6 +223,14 @@ export class FalcoResponse {
   private answer(outcome: Outcome, ctx: { envelope: EnvelopeKind | 'unknown'; alert: Alert | undefined; eventId: string | undefined; started: number }, audited = true): Answer {
     const status = httpStatus(outcome);
     const durationMs = performance.now() - ctx.started;
+    if (outcome.code === 'unauthorized') {
+      this.metrics.unauthorized.inc();
+      const { write, suppressed } = this.unauthorizedLines.take();
+      if (!write) {
+        this.metrics.auditSuppressed.inc();
+        audited = false;
+      } else if (suppressed > 0) this.unauthorizedSummary(suppressed);
+    }
     if (audited) {
       audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
       this.metrics.alerts.inc({ envelope: ctx.envelope });

@@ -16,6 +16,8 @@ export class Metrics {
   readonly alerts: Counter<'envelope'>;
   readonly decisions: Counter<'decision' | 'outcome' | 'code'>;
   readonly kubeRequests: Counter<'verb' | 'resource' | 'code'>;
+  readonly unauthorized: Counter;
+  readonly auditSuppressed: Counter;
   readonly kubeDuration: Histogram<'verb' | 'resource'>;
   readonly alertDuration: Histogram<'decision'>;
 
@@ -31,6 +33,8 @@ export class Metrics {
     const registers = [this.registry];
     this.alerts = new Counter({ name: 'falco_pod_delete_alerts_total', help: 'Requests received, by envelope (plain, kubeless, cloudevent, unknown).', labelNames: ['envelope'], registers });
     this.decisions = new Counter({ name: 'falco_pod_delete_decisions_total', help: 'Alerts by decision, outcome and reason code.', labelNames: ['decision', 'outcome', 'code'], registers });
+    this.unauthorized = new Counter({ name: 'falco_pod_delete_unauthorized_requests_total', help: 'Requests refused with 401 (missing or wrong caller token).', registers });
+    this.auditSuppressed = new Counter({ name: 'falco_pod_delete_audit_lines_suppressed_total', help: 'Unauthorized requests summarised instead of audited one by one (at most 10 lines a second).', registers });
     this.kubeRequests = new Counter({ name: 'falco_pod_delete_kube_requests_total', help: 'Kubernetes API calls by verb, resource and HTTP status (or error kind).', labelNames: ['verb', 'resource', 'code'], registers });
     this.kubeDuration = new Histogram({ name: 'falco_pod_delete_kube_request_duration_seconds', help: 'Kubernetes API call latency.', labelNames: ['verb', 'resource'], buckets: SECONDS, registers });
     this.alertDuration = new Histogram({ name: 'falco_pod_delete_alert_duration_seconds', help: 'Time from request to answer.', labelNames: ['decision'], buckets: SECONDS, registers });
