@@ -197,3 +197,30 @@ describe('secret names', () => {
     }
   });
 });
+
+describe('guardrails.yaml', () => {
+  const docs = YAML.parseAllDocuments(read('guardrails.yaml')).map((d) => d.toJS() as Record<string, any>);
+  const params = docs.find((d) => d.kind === 'ConfigMap')?.data as Record<string, string>;
+  const stack = YAML.parse(read('stack.yml')) as { functions: Record<string, { environment: Record<string, string> }> };
+  const env = stack.functions['falco-pod-delete'].environment;
+  const defaultOf = (name: string) => OPTIONS.find((o) => o.env === name)?.default;
+  const sa = rbac.find((d: Record<string, any>) => d.kind === 'ServiceAccount');
+
+  it('guards the namespaces stack.yml configures, one list for both', () => {
+    expect(params.criticalNamespaces.split(',')).toEqual(env.CRITICAL_NAMESPACES.split(','));
+  });
+
+  it('uses the function\'s opt-out and quarantine labels and its own namespace and identity', () => {
+    expect(params.optOutLabel).toBe(env.OPT_OUT_LABEL ?? defaultOf('OPT_OUT_LABEL'));
+    expect(params.quarantineLabel).toBe(env.QUARANTINE_LABEL ?? defaultOf('QUARANTINE_LABEL'));
+    expect(params.ownNamespace).toBe(sa.metadata.namespace);
+    expect(params.identities.split(',')).toEqual([`system:serviceaccount:${sa.metadata.namespace}:${sa.metadata.name}`]);
+  });
+
+  it('fails closed and binds its parameters', () => {
+    const policy = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy');
+    const binding = docs.find((d) => d.kind === 'ValidatingAdmissionPolicyBinding');
+    expect(policy?.spec.failurePolicy).toBe('Fail');
+    expect(binding?.spec).toMatchObject({ policyName: policy?.metadata.name, validationActions: ['Deny'], paramRef: { name: 'falco-pod-delete-guardrails', namespace: sa.metadata.namespace, parameterNotFoundAction: 'Deny' } });
+  });
+});

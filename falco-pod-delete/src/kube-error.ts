@@ -1,5 +1,5 @@
 // A failed Kubernetes API call, by code, with the facts a user needs (what was refused, and where).
-export type KubeErrorCode = 'forbidden' | 'unauthorized' | 'rate-limited' | 'unavailable' | 'timeout' | 'bad-response' | 'rejected';
+export type KubeErrorCode = 'forbidden' | 'guardrail' | 'unauthorized' | 'rate-limited' | 'unavailable' | 'timeout' | 'bad-response' | 'rejected';
 
 export class KubeError extends Error {
   constructor(
@@ -10,6 +10,8 @@ export class KubeError extends Error {
     message: string,
     readonly status?: number,
     readonly retryAfterSeconds?: number,
+    /** For a guardrail: the ValidatingAdmissionPolicy that denied the request. */
+    readonly policy?: string,
   ) {
     super(message);
     this.name = 'KubeError';

@@ -175,8 +175,13 @@ const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOS
 export function classify(e: unknown, t: Target): KubeError | HandledStatus {
   if (e instanceof k8s.ApiException) {
     const code = e.code as number;
-    if (code === 404 || code === 409 || code === 422) return { handledStatus: code };
     const body = statusBody(e.body);
+    // The API server's own guardrail (guardrails.yaml), whatever status it chose: never retried, never an RBAC gap.
+    const denied = /ValidatingAdmissionPolicy '([^']+)' with binding '[^']*' denied request: (.*)$/s.exec(body.message ?? '');
+    if (denied) {
+      return new KubeError('guardrail', t.verb, t.resource, t.namespace, `the API server's guardrail ${denied[1]} refused ${t.verb} ${t.resource}${t.namespace ? ` in namespace ${t.namespace}` : ''}: ${denied[2].slice(0, 300)}`, code, undefined, denied[1]);
+    }
+    if (code === 404 || code === 409 || code === 422) return { handledStatus: code };
     const detail = body.message ?? `HTTP ${code}`;
     if (code === 403) return new KubeError('forbidden', t.verb, t.resource, t.namespace, `forbidden: the function may not ${t.verb} ${t.resource}${t.namespace ? ` in namespace ${t.namespace}` : ''} (${detail})`, 403);
     if (code === 401) return new KubeError('unauthorized', t.verb, t.resource, t.namespace, 'the Kubernetes API rejected the function\'s credentials (401 Unauthorized)', 401);

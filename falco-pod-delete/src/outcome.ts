@@ -28,7 +28,7 @@ export interface Outcome {
   pod?: PodRef;
   /** For rejected input: the 4xx to answer with. */
   rejectStatus?: 400 | 401 | 413 | 415;
-  error?: { code: string; permission?: string; apiStatus?: number };
+  error?: { code: string; permission?: string; policy?: string; apiStatus?: number };
   retryAfterSeconds?: number;
   /** For a duplicate: the outcome of the alert it was coalesced into. */
   first?: { result: Result; reason: string };
@@ -42,7 +42,7 @@ export function failed(decision: DecisionName, e: unknown, pod?: PodRef): Outcom
       code: e.code,
       reason: e.message,
       pod,
-      error: { code: e.code, permission: e.code === 'forbidden' ? e.permission : undefined, apiStatus: e.status },
+      error: { code: e.code, permission: e.code === 'forbidden' ? e.permission : undefined, policy: e.policy, apiStatus: e.status },
       retryAfterSeconds: e.retryAfterSeconds,
     };
   }
@@ -51,6 +51,7 @@ export function failed(decision: DecisionName, e: unknown, pod?: PodRef): Outcom
 
 const KUBE_STATUS: Record<string, number> = {
   forbidden: 403, // passed through so the caller's log shows the RBAC problem for what it is
+  guardrail: 422, // the server's admission policy refused: not an RBAC gap, and nothing to retry
   unauthorized: 502,
   'rate-limited': 503,
   unavailable: 503,

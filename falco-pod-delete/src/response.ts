@@ -3,7 +3,7 @@ import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer } from './bounds.js';
 import { Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
-import type { Kube, LeaseRecord, PodSnapshot } from './kube.js';
+import { type Kube, KubeError, type LeaseRecord, type PodSnapshot } from './kube.js';
 import type { Coordinator } from './coordination.js';
 import { type Outcome, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
@@ -176,6 +176,7 @@ export class Responder {
       this.recordEvent(alert, d.pod, pod.uid, this.settings.dryRun ? 'FalcoResponseDryRun' : decision === 'delete' ? 'FalcoResponseDeleted' : 'FalcoResponseIsolated', outcome.reason);
       return outcome;
     } catch (e) {
+      if (e instanceof KubeError && e.code === 'guardrail') this.recordEvent(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${decision} by the API server: ${e.message}`);
       return failed(decision, e, d.pod);
     }
   }

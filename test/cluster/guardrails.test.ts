@@ -1,0 +1,119 @@
+// guardrails.yaml on the real API server: with the function's own checks switched off or bypassed (its token
+// used directly), the server itself refuses, and everything the function legitimately does still passes.
+import * as k8s from '@kubernetes/client-node';
+import { Admin, describeCluster, inClusterEnv, state } from '../support/cluster.js';
+import { fixture, type RunningFunction, startFunction, withFields } from '../support/harness.js';
+
+const shellIn = (namespace: string, pod: string, containerId: string) =>
+  withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
+const POLICY = 'falco-pod-delete-guardrails';
+
+describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
+  let admin: Admin;
+  let asFunction: { core: k8s.CoreV1Api; net: k8s.NetworkingV1Api };
+  let fn: RunningFunction | undefined;
+
+  beforeAll(async () => {
+    admin = new Admin();
+    admin.kubectl(['apply', '-f', 'guardrails.yaml']);
+    for (const namespace of ['kube-system', 'openfaas-fn']) await admin.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'default' } } }).catch(() => undefined);
+    const kc = new k8s.KubeConfig();
+    kc.loadFromClusterAndUser({ name: 'c', server: state().server, caFile: state().caPath, skipTLSVerify: false }, { name: 'u', token: state().token });
+    asFunction = { core: kc.makeApiClient(k8s.CoreV1Api), net: kc.makeApiClient(k8s.NetworkingV1Api) };
+    // Policies take effect once the server's admission has loaded them.
+    const probe = `probe-${Date.now()}`;
+    await admin.pod('kube-system', probe);
+    for (let i = 0; i < 100; i++) {
+      const denied = await asFunction.core.deleteNamespacedPod({ name: probe, namespace: 'kube-system', dryRun: 'All' }).then(() => false, (e: unknown) => /ValidatingAdmissionPolicy/.test(String((e as k8s.ApiException<string>).body)));
+      if (denied) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 60_000);
+  afterAll(() => {
+    admin.kubectl(['delete', '-f', 'guardrails.yaml', '--wait=true']);
+  });
+  afterEach(async () => {
+    await fn?.fn.drain();
+    await fn?.stop();
+    fn = undefined;
+  });
+
+  const refusal = async (call: () => Promise<unknown>) => {
+    try {
+      await call();
+      return 'allowed';
+    } catch (e) {
+      const body = String((e as k8s.ApiException<string>).body);
+      return /ValidatingAdmissionPolicy 'falco-pod-delete-guardrails'/.test(body) ? /guardrail ([a-z-]+)/.exec(body)?.[1] : `other: ${body.slice(0, 200)}`;
+    }
+  };
+
+  it('refuses the deletion of a kube-system pod when CRITICAL_NAMESPACES is emptied, and the function says the server refused it', async () => {
+    const victim = `coredns-${Date.now()}`;
+    const pod = await admin.pod('kube-system', victim);
+    fn = await startFunction(inClusterEnv({ CRITICAL_NAMESPACES: '' }).env);
+    const r = await fn.post(shellIn('kube-system', victim, pod.containerId));
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ outcome: 'failed', code: 'guardrail', error: { code: 'guardrail', policy: POLICY } });
+    expect(String(r.body.reason)).toMatch(/the API server's guardrail falco-pod-delete-guardrails refused delete pods in namespace kube-system: .*critical-namespace/);
+    expect(fn.audits()).toEqual([expect.objectContaining({ code: 'guardrail', status: 422 })]);
+    expect(await admin.contained('kube-system', victim)).toBe(false);
+    await fn.fn.drain();
+    expect((await admin.events('kube-system')).filter((e) => e.involvedObject.name === victim).map((e) => e.reason)).toEqual(['FalcoResponseRefused']);
+  });
+
+  it('refuses each guard to the function\'s token used directly', async () => {
+    const apps = await admin.namespace('apps');
+    const exemptNs = await admin.namespace('exempt', { 'falco-pod-delete/exempt': 'true' });
+    await admin.pod(apps, 'exempt-pod', { labels: { 'falco-pod-delete/exempt': 'true' } });
+    await admin.pod(apps, 'plain');
+    await admin.pod(exemptNs, 'inside');
+    await admin.pod('openfaas-fn', `own-${apps}`);
+    const del = (namespace: string, name: string) => () => asFunction.core.deleteNamespacedPod({ name, namespace });
+    expect(await refusal(del('openfaas-fn', `own-${apps}`))).toBe('critical-namespace');
+    // The own-namespace guard holds even where the critical list forgets the function's namespace.
+    const params = admin.kubectl(['get', 'configmap', '-n', 'openfaas-fn', 'falco-pod-delete-guardrails', '-o', 'jsonpath={.data.criticalNamespaces}']);
+    admin.kubectl(['patch', 'configmap', '-n', 'openfaas-fn', 'falco-pod-delete-guardrails', '--type=merge', '-p', JSON.stringify({ data: { criticalNamespaces: 'kube-system' } })]);
+    try {
+      let seen: string | undefined;
+      for (let i = 0; i < 50 && seen !== 'own-namespace'; i++) {
+        seen = await refusal(() => asFunction.core.deleteNamespacedPod({ name: `own-${apps}`, namespace: 'openfaas-fn', dryRun: 'All' }));
+        if (seen !== 'own-namespace') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(seen).toBe('own-namespace');
+    } finally {
+      admin.kubectl(['patch', 'configmap', '-n', 'openfaas-fn', 'falco-pod-delete-guardrails', '--type=merge', '-p', JSON.stringify({ data: { criticalNamespaces: params } })]);
+    }
+    expect(await refusal(del(apps, 'exempt-pod'))).toBe('opt-out');
+    expect(await refusal(del(exemptNs, 'inside'))).toBe('opt-out');
+    const patch = (body: unknown) => () => asFunction.core.patchNamespacedPod({ name: 'plain', namespace: apps, body }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    expect(await refusal(patch([{ op: 'replace', path: '/spec/containers/0/image', value: 'evil:latest' }]))).toBe('quarantine-only');
+    expect(await refusal(patch([{ op: 'add', path: '/metadata/labels/app', value: 'other' }]))).toBe('quarantine-only');
+    expect(await refusal(() => asFunction.net.createNamespacedNetworkPolicy({ namespace: apps, body: { metadata: { name: 'allow-all' }, spec: { podSelector: {}, ingress: [{}] } } }))).toBe('quarantine-only');
+    for (const [ns, name] of [['openfaas-fn', `own-${apps}`], [apps, 'exempt-pod'], [exemptNs, 'inside'], [apps, 'plain']]) expect(await admin.contained(ns, name)).toBe(false);
+    expect((await admin.readPod(apps, 'plain'))?.spec?.containers[0].image).toBe('docker.io/library/alpine:3.20');
+  });
+
+  it('lets everything the function legitimately does pass: delete, isolate, dry-run, Events, Leases', async () => {
+    const apps = await admin.namespace('apps');
+    const a = await admin.pod(apps, 'to-delete');
+    const b = await admin.pod(apps, 'to-isolate');
+    const c = await admin.pod(apps, 'to-dry-run');
+    fn = await startFunction(inClusterEnv().env);
+    const deleted = await fn.post(shellIn(apps, 'to-delete', a.containerId));
+    expect([deleted.body.outcome, deleted.body.reason]).toEqual(['deleted', 'deleted by policy entry "terminal-shell"']);
+    await fn.fn.drain();
+    await fn.stop();
+    fn = await startFunction(inClusterEnv({ POLICY: 'entries: [{name: iso, match: {}, action: isolate}]' }).env);
+    expect((await fn.post(shellIn(apps, 'to-isolate', b.containerId))).body).toMatchObject({ outcome: 'isolated' });
+    await fn.fn.drain();
+    await fn.stop();
+    fn = await startFunction(inClusterEnv({ DRY_RUN: 'true' }).env);
+    expect((await fn.post(shellIn(apps, 'to-dry-run', c.containerId))).body).toMatchObject({ outcome: 'dry-run' });
+    await fn.fn.drain();
+    expect(await admin.contained(apps, 'to-delete')).toBe(true);
+    expect((await admin.readPod(apps, 'to-isolate'))?.metadata?.labels?.['falco-pod-delete/quarantine']).toBe('true');
+    expect(await admin.contained(apps, 'to-dry-run')).toBe(false);
+    expect((await admin.events(apps)).map((e) => e.reason).sort()).toEqual(['FalcoResponseDeleted', 'FalcoResponseDryRun', 'FalcoResponseIsolated']);
+  });
+});
