@@ -92,7 +92,7 @@ class AgreeableKube extends StubKube {
   protected pod(p: PodRef): PodSnapshot {
     const f = (this.alert.output_fields ?? {}) as Record<string, unknown>;
     const id = typeof f['container.id'] === 'string' ? f['container.id'] : '';
-    return { ...p, uid: typeof f['k8s.pod.uid'] === 'string' ? f['k8s.pod.uid'] : 'uid', nodeName: 'worker-1', labels: {}, containerIds: [`${id}${'0'.repeat(64 - id.length)}`], deleting: false };
+    return { ...p, uid: typeof f['k8s.pod.uid'] === 'string' ? f['k8s.pod.uid'] : 'uid', nodeName: 'worker-1', labels: {}, containerIds: [`${id}${'0'.repeat(64 - id.length)}`], deleting: false, owner: undefined, ready: true, containers: ['main'], manifest: {} };
   }
 }
 
@@ -161,7 +161,7 @@ describe('explain', () => {
     it('exits 2 naming the problem for a bad policy or input', () => {
       const bad = run([], 'x', { POLICY: 'entries: [{name: a, match: {}, action: nuke}]' });
       expect(bad.status).toBe(2);
-      expect(bad.stderr).toMatch(/\/entries\/0\/action: must be one of delete, isolate, log/);
+      expect(bad.stderr).toMatch(/\/entries\/0\/action: must be one of delete, evict, isolate, log/);
       const notJson = run([], '{"rule":\n{');
       expect(notJson.status).toBe(2);
       expect(notJson.stderr).toMatch(/line 1 is not JSON/);

@@ -161,7 +161,7 @@ describe('audit Events', () => {
       involvedObject: { apiVersion: 'v1', kind: 'Pod', name: 'kubecon', namespace: 'default', uid: pod.metadata.uid },
       source: { component: 'falco-pod-delete' },
     });
-    expect(String((post[0].body as { message: string }).message)).toMatch(/deleted by policy entry "terminal-shell" \(Falco rule "Terminal shell in container", priority critical\)/);
+    expect(String((post[0].body as { message: string }).message)).toMatch(/deleted by policy entry "terminal-shell"; a bare pod: gone for good once deleted \(Falco rule "Terminal shell in container", priority critical\)/);
   });
 
   it('still answers deleted when the Event cannot be written', async () => {
@@ -276,7 +276,7 @@ describe('policy actions', () => {
   it('an invalid policy stops the function at startup with the path of the bad field', () => {
     const env = { POLICY: 'entries: [{name: x, match: {}, action: explode}]' };
     expect(() => FalcoResponse.fromEnv(env, captureLogger([]))).toThrow(PolicyError);
-    expect(() => FalcoResponse.fromEnv(env, captureLogger([]))).toThrow('/entries/0/action: must be one of delete, isolate, log');
+    expect(() => FalcoResponse.fromEnv(env, captureLogger([]))).toThrow('/entries/0/action: must be one of delete, evict, isolate, log');
   });
 
   it('POLICY_FILE loads a mounted ConfigMap file', async () => {

@@ -59,6 +59,8 @@ export function auditRecord(f: AuditFacts) {
     reason: f.outcome.reason,
     status: f.status,
     error: f.outcome.error,
+    workload: f.outcome.workload,
+    evidence: f.outcome.evidence,
     durationMs: Math.round(f.durationMs * 1000) / 1000,
   });
 }

@@ -94,7 +94,7 @@ export class FalcoResponse {
       actionLimit: config.actionLimit,
       actionWindowMs: config.actionWindowSeconds * 1000,
       eventDeadlineMs: config.alertDeadlineMs,
-    }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts));
+    }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts), (record) => this.audit.info(record, 'evidence'));
     const responder = this.responder;
     this.metrics = parts.metrics ?? new Metrics(false);
     this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
@@ -250,6 +250,8 @@ export class FalcoResponse {
     });
     if (outcome.error) body.error = outcome.error;
     if (outcome.first) body.first = outcome.first;
+    if (outcome.workload) body.workload = outcome.workload;
+    if (outcome.evidence) body.evidence = outcome.evidence;
     const headers: Record<string, string> = {};
     if (outcome.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(outcome.retryAfterSeconds));
     else if (status === 429) headers['retry-after'] = String(this.parts.config.actionWindowSeconds);

@@ -1,6 +1,6 @@
 // The decision: a pure function of the alert, the policy and the guards. No I/O; every safety rule lives here.
 import { type Alert, type PodRef, containerIdOf, field, invalidNameReason, isInternalEvent, isTestEvent, targetOf } from './alert.js';
-import { type ActionKind, type Policy, entryMatches, matchPolicy } from './policy.js';
+import { type ActionKind, type EvidenceRules, type Policy, type WorkloadRules, entryMatches, evidenceRules, matchPolicy, workloadRules } from './policy.js';
 
 export interface Guards {
   criticalNamespaces: readonly string[];
@@ -42,6 +42,8 @@ export type Decision =
       gracePeriodSeconds: number | undefined;
       containerId: string | undefined;
       podUid: string | undefined;
+      workload: WorkloadRules;
+      evidence: EvidenceRules | undefined;
     };
 
 const FUTURE_SKEW_MS = 60_000;
@@ -117,6 +119,8 @@ export function decide(alert: Alert, policy: Policy, guards: Guards, now: number
     gracePeriodSeconds: matched.entry.gracePeriodSeconds,
     containerId,
     podUid: typeof uid === 'string' ? uid : undefined,
+    workload: workloadRules(matched.entry),
+    evidence: evidenceRules(matched.entry),
   };
 }
 

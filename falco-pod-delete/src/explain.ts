@@ -8,7 +8,7 @@ import type { Policy } from './policy.js';
 export interface Explanation {
   /** act: the policy's action would be taken, subject to verification against the live pod. */
   verdict: 'act' | 'decline' | 'reject';
-  decision: 'delete' | 'isolate' | 'log' | 'skip' | 'reject';
+  decision: 'delete' | 'evict' | 'isolate' | 'log' | 'skip' | 'reject';
   code: string;
   reason: string;
   rule?: string;
@@ -22,7 +22,12 @@ function describeAct(d: Extract<Decision, { kind: 'act' }>): Explanation {
   const checks = d.action === 'log' ? [] : ['the pod exists and is not terminating', 'no opt-out label on the pod or its namespace'];
   if (d.containerId) checks.push(`container ${d.containerId} belongs to the pod`);
   if (d.podUid) checks.push(`the pod's UID is ${d.podUid}`);
-  if (d.action !== 'log') checks.push('the blast-radius limit is not reached');
+  if (d.action !== 'log') {
+    const w = d.workload;
+    checks.push(`its workload allows it: at least ${w.minHealthyReplicas} ready replica(s) remain; DaemonSet pods: ${w.daemonSets}; StatefulSet pods: ${w.statefulSets}`);
+    checks.push('the blast-radius limit is not reached');
+    if (d.evidence) checks.push(`evidence first: the pod's manifest${d.evidence.logs ? ` and the last ${d.evidence.logLines} log lines of each container` : ''}`);
+  }
   return {
     verdict: d.action === 'log' ? 'decline' : 'act',
     decision: d.action,

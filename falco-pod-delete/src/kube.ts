@@ -18,7 +18,32 @@ export interface PodSnapshot {
   /** Container ids without the runtime scheme, from container, init and ephemeral statuses. */
   containerIds: string[];
   deleting: boolean;
+  /** The controller named in ownerReferences (controller: true), if any. */
+  owner: WorkloadRef | undefined;
+  /** The pod's Ready condition. */
+  ready: boolean;
+  /** Container names, for log evidence. */
+  containers: string[];
+  /** The facts evidence keeps of the pod: identity, owner, node, images and their digests, status. */
+  manifest: Record<string, unknown>;
 }
+
+export interface WorkloadRef {
+  kind: string;
+  name: string;
+}
+
+/** A controller as read from the API: desired and ready replicas where the kind has them, and its own owner. */
+export interface ControllerStatus {
+  kind: string;
+  name: string;
+  replicas: number | undefined;
+  ready: number | undefined;
+  owner: WorkloadRef | undefined;
+}
+
+/** The kinds whose controllers the function reads (RBAC grants get on exactly these). */
+export const CONTROLLER_KINDS = ['ReplicaSet', 'Deployment', 'StatefulSet', 'DaemonSet', 'Job'] as const;
 
 /** done, or the pod is gone (404), or a pod of that name with another UID stands there (409/422 on the precondition). */
 export type MutationResult = 'done' | 'gone' | 'replaced';
@@ -55,6 +80,10 @@ export interface Kube {
   listPodsOnNode(node: string, deadline: Deadline): Promise<PodSnapshot[]>;
   readNamespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null>;
   deletePod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
+  /** The Eviction API: PodDisruptionBudgets apply. A budget's 429 comes back as blocked, never retried. */
+  evictPod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult | { blocked: string }>;
+  readController(namespace: string, ref: WorkloadRef, deadline: Deadline): Promise<ControllerStatus | null>;
+  readPodLog(pod: PodRef, container: string, tailLines: number, limitBytes: number, deadline: Deadline): Promise<string>;
   ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void>;
   labelPod(pod: PodRef, uid: string, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
   createEvent(event: EventNote, deadline: Deadline): Promise<void>;
@@ -203,7 +232,7 @@ export function classify(e: unknown, t: Target): KubeError | HandledStatus {
 }
 
 function snapshot(pod: k8s.V1Pod): PodSnapshot {
-  if (typeof pod !== 'object' || pod === null) return { namespace: '', name: '', uid: '', nodeName: undefined, labels: {}, containerIds: [], deleting: false };
+  if (typeof pod !== 'object' || pod === null) return { namespace: '', name: '', uid: '', nodeName: undefined, labels: {}, containerIds: [], deleting: false, owner: undefined, ready: false, containers: [], manifest: {} };
   const statuses = [
     ...(pod.status?.containerStatuses ?? []),
     ...(pod.status?.initContainerStatuses ?? []),
@@ -221,7 +250,30 @@ function snapshot(pod: k8s.V1Pod): PodSnapshot {
     labels: pod.metadata?.labels ?? {},
     containerIds,
     deleting: pod.metadata?.deletionTimestamp !== undefined,
+    owner: controllerOf(pod.metadata?.ownerReferences),
+    ready: (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    containers: (pod.spec?.containers ?? []).map((c) => c.name),
+    manifest: {
+      metadata: { name: pod.metadata?.name, namespace: pod.metadata?.namespace, uid: pod.metadata?.uid, labels: pod.metadata?.labels, ownerReferences: pod.metadata?.ownerReferences, creationTimestamp: pod.metadata?.creationTimestamp },
+      spec: {
+        nodeName: pod.spec?.nodeName,
+        serviceAccountName: pod.spec?.serviceAccountName,
+        containers: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, image: c.image, command: c.command, args: c.args, securityContext: c.securityContext })),
+      },
+      status: {
+        phase: pod.status?.phase,
+        podIP: pod.status?.podIP,
+        hostIP: pod.status?.hostIP,
+        startTime: pod.status?.startTime,
+        containerStatuses: statuses.map((st) => ({ name: st.name, image: st.image, imageID: st.imageID, containerID: st.containerID, restartCount: st.restartCount })),
+      },
+    },
   };
+}
+
+function controllerOf(refs: k8s.V1OwnerReference[] | undefined): WorkloadRef | undefined {
+  const c = (refs ?? []).find((r) => r.controller === true);
+  return c ? { kind: c.kind, name: c.name } : undefined;
 }
 
 /**
@@ -304,6 +356,8 @@ export class ClientNodeKube implements Kube {
   private readonly core: k8s.CoreV1Api;
   private readonly net: k8s.NetworkingV1Api;
   private readonly coordination: k8s.CoordinationV1Api;
+  private readonly apps: k8s.AppsV1Api;
+  private readonly batch: k8s.BatchV1Api;
   private readonly token: TokenFile | undefined;
 
   private readonly slots: Slots;
@@ -334,6 +388,8 @@ export class ClientNodeKube implements Kube {
     this.core = new k8s.CoreV1Api(configuration);
     this.net = new k8s.NetworkingV1Api(configuration);
     this.coordination = new k8s.CoordinationV1Api(configuration);
+    this.apps = new k8s.AppsV1Api(configuration);
+    this.batch = new k8s.BatchV1Api(configuration);
   }
 
   /**
@@ -341,7 +397,7 @@ export class ClientNodeKube implements Kube {
    * Retry-After), 5xx and connection errors with jittered backoff inside the alert's deadline, and re-reads
    * the token once after a 401. 404, 409 and 422 come back as values for the caller to interpret.
    */
-  private async call<T>(t: Target, deadline: Deadline, fn: (opts: ReturnType<typeof requestOptions>) => Promise<T>, headers?: Record<string, string>): Promise<T | HandledStatus> {
+  private async call<T>(t: Target, deadline: Deadline, fn: (opts: ReturnType<typeof requestOptions>) => Promise<T>, headers?: Record<string, string>, retry429 = true): Promise<T | HandledStatus> {
     let reread = false;
     for (let attempt = 0; ; attempt++) {
       const release = await this.slots.acquire(deadline, t);
@@ -361,7 +417,7 @@ export class ClientNodeKube implements Kube {
           this.token.invalidate();
           continue;
         }
-        if (!c.retryable) throw c;
+        if (!c.retryable || (c.code === 'rate-limited' && !retry429)) throw c;
         const backoff = c.retryAfterSeconds !== undefined ? c.retryAfterSeconds * 1000 : Math.random() * Math.min(2000, 100 * 2 ** attempt);
         if (deadline.remaining() <= backoff + 50) throw c;
         await sleep(backoff);
@@ -407,6 +463,65 @@ export class ClientNodeKube implements Kube {
     if (isStatus(r, 409)) return 'replaced';
     if (isStatus(r)) throw new KubeError('rejected', 'delete', 'pods', pod.namespace, `the Kubernetes API refused the deletion (${r.handledStatus})`, r.handledStatus);
     return 'done';
+  }
+
+  async evictPod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult | { blocked: string }> {
+    const deleteOptions: k8s.V1DeleteOptions = { preconditions: { uid } };
+    if (gracePeriodSeconds !== undefined) deleteOptions.gracePeriodSeconds = gracePeriodSeconds;
+    if (dryRun) deleteOptions.dryRun = ['All'];
+    const body: k8s.V1Eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod.name, namespace: pod.namespace }, deleteOptions };
+    try {
+      const r = await this.call({ verb: 'create', resource: 'pods/eviction', namespace: pod.namespace }, deadline, (o) =>
+        this.core.createNamespacedPodEviction({ name: pod.name, namespace: pod.namespace, body }, o), undefined, false);
+      if (isStatus(r, 404)) return 'gone';
+      if (isStatus(r, 409)) return 'replaced';
+      if (isStatus(r)) throw new KubeError('rejected', 'create', 'pods/eviction', pod.namespace, `the Kubernetes API refused the eviction (${r.handledStatus})`, r.handledStatus);
+      return 'done';
+    } catch (e) {
+      // A PodDisruptionBudget answers 429: an answer, not throttling.
+      if (e instanceof KubeError && e.code === 'rate-limited') return { blocked: e.message.replace(/^the Kubernetes API is throttling requests \(429\): /, '') };
+      throw e;
+    }
+  }
+
+  async readController(namespace: string, ref: WorkloadRef, deadline: Deadline): Promise<ControllerStatus | null> {
+    const name = ref.name;
+    const get = async <T>(resource: string, fn: (o: ReturnType<typeof requestOptions>) => Promise<T>) => {
+      const r = await this.call({ verb: 'get', resource, namespace }, deadline, fn);
+      return isStatus(r) ? null : r;
+    };
+    const meta = (m: k8s.V1ObjectMeta | undefined) => controllerOf(m?.ownerReferences);
+    switch (ref.kind) {
+      case 'ReplicaSet': {
+        const r = await get('replicasets', (o) => this.apps.readNamespacedReplicaSet({ name, namespace }, o));
+        return r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
+      }
+      case 'Deployment': {
+        const r = await get('deployments', (o) => this.apps.readNamespacedDeployment({ name, namespace }, o));
+        return r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
+      }
+      case 'StatefulSet': {
+        const r = await get('statefulsets', (o) => this.apps.readNamespacedStatefulSet({ name, namespace }, o));
+        return r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
+      }
+      case 'DaemonSet': {
+        const r = await get('daemonsets', (o) => this.apps.readNamespacedDaemonSet({ name, namespace }, o));
+        return r && { kind: ref.kind, name, replicas: r.status?.desiredNumberScheduled, ready: r.status?.numberReady ?? 0, owner: meta(r.metadata) };
+      }
+      case 'Job': {
+        const r = await get('jobs', (o) => this.batch.readNamespacedJob({ name, namespace }, o));
+        return r && { kind: ref.kind, name, replicas: undefined, ready: undefined, owner: meta(r.metadata) };
+      }
+      default:
+        return null;
+    }
+  }
+
+  async readPodLog(pod: PodRef, container: string, tailLines: number, limitBytes: number, deadline: Deadline): Promise<string> {
+    const r = await this.call({ verb: 'get', resource: 'pods/log', namespace: pod.namespace }, deadline, (o) =>
+      this.core.readNamespacedPodLog({ name: pod.name, namespace: pod.namespace, container, tailLines, limitBytes }, o));
+    if (isStatus(r)) throw new KubeError('rejected', 'get', 'pods/log', pod.namespace, `the Kubernetes API has no log for ${pod.namespace}/${pod.name} container ${container} (${r.handledStatus})`, r.handledStatus);
+    return typeof r === 'string' ? r : String(r);
   }
 
   async ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void> {

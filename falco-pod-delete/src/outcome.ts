@@ -2,10 +2,21 @@
 import type { PodRef } from './alert.js';
 import { KubeError } from './kube-error.js';
 
-export type DecisionName = 'delete' | 'isolate' | 'log' | 'skip' | 'reject';
+export type DecisionName = 'delete' | 'evict' | 'isolate' | 'log' | 'skip' | 'reject';
+
+/** The workload a pod belonged to, as the answer, the audit line and the Event name it. */
+export interface WorkloadFacts {
+  kind: string;
+  name?: string;
+  replicas?: number;
+  ready?: number;
+  /** What the action means for it: recreated by its controller, or gone for good. */
+  effect: string;
+}
 
 export type Result =
   | 'deleted'
+  | 'evicted'
   | 'isolated'
   | 'logged'
   | 'dry-run'
@@ -26,6 +37,9 @@ export interface Outcome {
   code: string;
   reason: string;
   pod?: PodRef;
+  workload?: WorkloadFacts;
+  /** Evidence records written before the action (their kinds), and what could not be collected, with why. */
+  evidence?: { written: string[]; missing: string[] };
   /** For rejected input: the 4xx to answer with. */
   rejectStatus?: 400 | 401 | 413 | 415;
   error?: { code: string; permission?: string; policy?: string; apiStatus?: number };

@@ -4,7 +4,30 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { load as loadYaml } from 'js-yaml';
 import { type Alert, type PodRef, PRIORITIES, type Priority, field, normalizePriority, priorityRank } from './alert.js';
 
-export type ActionKind = 'delete' | 'isolate' | 'log';
+export type ActionKind = 'delete' | 'evict' | 'isolate' | 'log';
+
+/** What to do with a pod of a DaemonSet or a StatefulSet: the entry's action, nothing, or isolate instead. */
+export type KindRule = 'act' | 'skip' | 'isolate';
+
+/** How the entry treats the workload a pod belongs to. */
+export interface WorkloadRules {
+  /** Ready replicas that must remain once this pod goes: a number, or a percentage of the desired replicas. */
+  minHealthyReplicas: number | string;
+  daemonSets: KindRule;
+  statefulSets: KindRule;
+}
+
+/** Evidence written before the action: the pod's manifest always, its containers' last log lines if asked. */
+export interface EvidenceRules {
+  logs: boolean;
+  logLines: number;
+  logBytes: number;
+}
+
+/** The defaults lean to containment: act unless the pod is its workload's last ready replica. */
+export const DEFAULT_WORKLOAD_RULES: WorkloadRules = { minHealthyReplicas: 1, daemonSets: 'act', statefulSets: 'act' };
+export const LOG_LINES_MAX = 1000;
+export const LOG_BYTES_MAX = 32_768;
 
 export interface PolicyEntry {
   name: string;
@@ -19,6 +42,10 @@ export interface PolicyEntry {
   };
   action: ActionKind;
   gracePeriodSeconds?: number;
+  minHealthyReplicas?: number | string;
+  daemonSets?: KindRule;
+  statefulSets?: KindRule;
+  evidence?: { logs?: boolean; logLines?: number; logBytes?: number };
 }
 
 export interface Policy {
@@ -48,8 +75,20 @@ export const POLICY_SCHEMA = {
         required: ['name', 'match', 'action'],
         properties: {
           name: { type: 'string', minLength: 1 },
-          action: { enum: ['delete', 'isolate', 'log'] },
+          action: { enum: ['delete', 'evict', 'isolate', 'log'] },
           gracePeriodSeconds: { type: 'integer', minimum: 0, maximum: 86400 },
+          minHealthyReplicas: { oneOf: [{ type: 'integer', minimum: 0, maximum: 100000 }, { type: 'string', pattern: '^(100|[1-9]?[0-9])%$' }] },
+          daemonSets: { enum: ['act', 'skip', 'isolate'] },
+          statefulSets: { enum: ['act', 'skip', 'isolate'] },
+          evidence: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              logs: { type: 'boolean' },
+              logLines: { type: 'integer', minimum: 1, maximum: LOG_LINES_MAX },
+              logBytes: { type: 'integer', minimum: 1, maximum: LOG_BYTES_MAX },
+            },
+          },
           match: {
             type: 'object',
             additionalProperties: false,
@@ -149,4 +188,17 @@ export function entryMatches(entry: PolicyEntry, alert: Alert, pod: PodRef | und
 export function matchPolicy(policy: Policy, alert: Alert, pod: PodRef | undefined): { entry: PolicyEntry; index: number } | undefined {
   const index = policy.entries.findIndex((e) => entryMatches(e, alert, pod));
   return index < 0 ? undefined : { entry: policy.entries[index], index };
+}
+
+export function workloadRules(e: PolicyEntry): WorkloadRules {
+  return {
+    minHealthyReplicas: e.minHealthyReplicas ?? DEFAULT_WORKLOAD_RULES.minHealthyReplicas,
+    daemonSets: e.daemonSets ?? DEFAULT_WORKLOAD_RULES.daemonSets,
+    statefulSets: e.statefulSets ?? DEFAULT_WORKLOAD_RULES.statefulSets,
+  };
+}
+
+export function evidenceRules(e: PolicyEntry): EvidenceRules | undefined {
+  if (!e.evidence) return undefined;
+  return { logs: e.evidence.logs ?? false, logLines: e.evidence.logLines ?? 200, logBytes: e.evidence.logBytes ?? 16_384 };
 }

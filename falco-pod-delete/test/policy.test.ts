@@ -53,7 +53,7 @@ entries:
 
 describe('policy validation', () => {
   it.each([
-    ['entries: [{name: x, match: {}, action: kill}]', '/entries/0/action: must be one of delete, isolate, log'],
+    ['entries: [{name: x, match: {}, action: kill}]', '/entries/0/action: must be one of delete, evict, isolate, log'],
     ['entries: [{name: x, match: {rule: [a]}, action: delete}]', '/entries/0/match: unknown field "rule"'],
     ['entries: [{name: x, match: {priority: urgent}, action: delete}]', '/entries/0/match/priority: must be one of'],
     ['entries: [{name: x, match: {}, action: delete, gracePeriodSeconds: -1}]', '/entries/0/gracePeriodSeconds'],

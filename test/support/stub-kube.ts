@@ -24,6 +24,16 @@ export abstract class StubKube implements Kube {
     this.touched.push(p);
     return 'done' as const;
   }
+  async evictPod(p: PodRef) {
+    this.touched.push(p);
+    return 'done' as const;
+  }
+  async readController() {
+    return null;
+  }
+  async readPodLog() {
+    return '';
+  }
   async ensureQuarantinePolicy() {}
   async labelPod(p: PodRef) {
     this.touched.push(p);

@@ -1,0 +1,58 @@
+// Kubernetes Events on the pod for every action and refusal: off the answer's path, and protecting the API
+// server like the kubelet's recorder does (one per pod and reason per window, and a rate cap).
+import type { Alert, PodRef } from './alert.js';
+import { Deadline } from './deadline.js';
+import type { Kube } from './kube.js';
+
+const EVENT_BURST = 50;
+const EVENTS_PER_SECOND = 20;
+
+export class EventRecorder {
+  /** Event writes still under way: they never delay the answer, and a graceful stop waits for them. */
+  readonly pending = new Set<Promise<void>>();
+  /** Events not written because of the dedup window or the rate cap. */
+  suppressed = 0;
+  private readonly recent = new Map<string, number>();
+  private tokens = EVENT_BURST;
+  private tokensAt = Date.now();
+
+  constructor(
+    private readonly kube: Kube | null,
+    private readonly settings: { recordEvents: boolean; coalesceWindowMs: number; eventDeadlineMs: number },
+    private readonly warn: (msg: string, extra: object) => void,
+  ) {}
+
+  /** Best effort: an Event that cannot be written is logged, and never changes the outcome. */
+  record(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string): void {
+    const kube = this.kube;
+    if (!kube || !this.settings.recordEvents) return;
+    if (!this.allowed(`${reason}:${pod.namespace}/${pod.name}`)) {
+      this.suppressed++;
+      return;
+    }
+    const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
+    // Its own deadline: the alert's may end with the answer.
+    const deadline = new Deadline(this.settings.eventDeadlineMs);
+    const write = kube
+      .createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline)
+      .catch((e: unknown) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }))
+      .finally(() => {
+        deadline.dispose();
+        this.pending.delete(write);
+      });
+    this.pending.add(write);
+  }
+
+  private allowed(key: string): boolean {
+    const now = Date.now();
+    const last = this.recent.get(key);
+    if (last !== undefined && now - last < Math.max(this.settings.coalesceWindowMs, 1000)) return false;
+    this.tokens = Math.min(EVENT_BURST, this.tokens + ((now - this.tokensAt) / 1000) * EVENTS_PER_SECOND);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    if (this.recent.size >= 10_000) this.recent.clear();
+    this.recent.set(key, now);
+    return true;
+  }
+}

@@ -1,0 +1,45 @@
+// Checks against the live pod before acting: UID, container, terminating, opt-out labels on the pod or its
+// namespace. A refusal means: do not act.
+import type { Decision } from './decision.js';
+import type { Deadline } from './deadline.js';
+import type { Kube, PodSnapshot } from './kube.js';
+
+type Act = Extract<Decision, { kind: 'act' }>;
+export interface Refusal {
+  code: string;
+  reason: string;
+}
+
+const NAMESPACE_TTL_MS = 10_000;
+
+export class Verifier {
+  /** Namespace labels, kept briefly so that a burst costs one read per namespace. */
+  private readonly namespaces = new Map<string, { labels: Record<string, string> | null; at: number }>();
+
+  constructor(private readonly kube: Kube, private readonly optOutLabel: string) {}
+
+  async verify(d: Act, pod: PodSnapshot, deadline: Deadline): Promise<Refusal | undefined> {
+    if (d.podUid && d.podUid !== pod.uid) {
+      return { code: 'uid-mismatch', reason: `the alert's k8s.pod.uid ${d.podUid} is not the uid of ${pod.namespace}/${pod.name} (${pod.uid}): stale or forged alert` };
+    }
+    if (d.containerId && !pod.containerIds.some((id) => id.startsWith(d.containerId as string))) {
+      return { code: 'container-mismatch', reason: `container ${d.containerId} does not belong to ${pod.namespace}/${pod.name}: stale or forged alert` };
+    }
+    if (pod.deleting) return { code: 'terminating', reason: `${pod.namespace}/${pod.name} is already being deleted` };
+    if (pod.labels[this.optOutLabel] === 'true') return { code: 'opt-out', reason: `pod carries the opt-out label ${this.optOutLabel}=true` };
+    const nsLabels = await this.namespaceLabels(pod.namespace, deadline);
+    if (nsLabels && nsLabels[this.optOutLabel] === 'true') {
+      return { code: 'opt-out', reason: `namespace ${pod.namespace} carries the opt-out label ${this.optOutLabel}=true` };
+    }
+    return undefined;
+  }
+
+  private async namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+    const cached = this.namespaces.get(namespace);
+    if (cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
+    const labels = await this.kube.readNamespaceLabels(namespace, deadline);
+    if (this.namespaces.size >= 1000) this.namespaces.clear();
+    this.namespaces.set(namespace, { labels, at: Date.now() });
+    return labels;
+  }
+}
