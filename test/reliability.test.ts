@@ -174,3 +174,35 @@ describe('bounded echo: what an alert repeats is capped', () => {
     expect(String(r.body.reason)).toContain('namespace "bad\\nname" is not');
   });
 });
+
+describe('evidence before the action (stand-in: the real server has no kubelet to serve logs)', () => {
+  const EVIDENCE = 'entries: [{name: shells, match: {rules: ["Terminal shell in container"]}, action: delete, evidence: {logs: true, logLines: 3, logBytes: 40}}]';
+
+  it('keeps the last logLines lines, at most logBytes, in a record of its own written before the DELETE', async () => {
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.logs.set('default/kubecon/main', Array.from({ length: 100 }, (_, i) => `line ${i} ${'x'.repeat(20)}`).join('\n') + '\n');
+    const f = await start({ POLICY: EVIDENCE });
+    const r = await f.post(shell());
+    expect(r.body).toMatchObject({ outcome: 'deleted', evidence: { written: ['manifest', 'log:main'], missing: [] } });
+    const log = f.lines.find((l) => l.evidence === true && l.kind === 'log') as Record<string, unknown>;
+    expect(log).toMatchObject({ container: 'main', tailLines: 3, namespace: 'default', pod: 'kubecon' });
+    expect(String(log.text).length).toBeLessThanOrEqual(40);
+    expect(String(log.text)).toMatch(/^line 97 /);
+    const logCall = t.api.requests.findIndex((c) => c.path.endsWith('/log'));
+    const deleteCall = t.api.requests.findIndex((c) => c.method === 'DELETE');
+    expect(t.api.requests[logCall].query).toMatchObject({ container: 'main', tailLines: '3', limitBytes: '40' });
+    expect(logCall).toBeGreaterThanOrEqual(0);
+    expect(deleteCall).toBeGreaterThan(logCall);
+    const audit = f.audits()[0];
+    expect(audit.evidence).toEqual({ written: ['manifest', 'log:main'], missing: [] });
+  });
+
+  it('contains the pod anyway when the log read hangs, and says the log is missing', async () => {
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'hang' }, { method: 'GET', path: /\/log$/, times: 5 });
+    const f = await start({ POLICY: EVIDENCE });
+    const r = await f.post(shell());
+    expect(r.body).toMatchObject({ outcome: 'deleted', evidence: { written: ['manifest'], missing: [expect.stringMatching(/^log:main: .*in time/)] } });
+    expect(t.api.calls('DELETE')).toHaveLength(1);
+  });
+});

@@ -235,6 +235,7 @@ export class FalcoResponse {
       audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
       this.metrics.alerts.inc({ envelope: ctx.envelope });
       this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
+      if (outcome.workload && ['deleted', 'evicted', 'isolated', 'dry-run'].includes(outcome.result)) this.metrics.actions.inc({ action: outcome.decision, workload_kind: outcome.workload.kind });
       this.metrics.alertDuration.observe({ decision: outcome.decision }, durationMs / 1000);
     }
     const body: Record<string, unknown> = bounded({

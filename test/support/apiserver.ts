@@ -132,6 +132,8 @@ export class FakeApiServer {
   readonly events: Record<string, unknown>[] = [];
   /** coordination.k8s.io Leases by "namespace/name", with resourceVersion preconditions like the real server. */
   readonly leases = new Map<string, Record<string, any>>();
+  /** Container logs by "namespace/pod/container", served at pods/NAME/log. */
+  readonly logs = new Map<string, string>();
   private resourceVersion = 5000;
   tokens: string[];
   /** Count of requests by "METHOD path-kind", kept even when recording is off (benchmarks). */
@@ -318,6 +320,18 @@ export class FakeApiServer {
 
   private route(method: string, path: string, query: URLSearchParams, body: unknown, res: ServerResponse): void {
     let m: RegExpExecArray | null;
+    if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/.exec(path)) && method === 'GET') {
+      // As the kubelet serves it: the last tailLines lines, then at most limitBytes of them.
+      const text = this.logs.get(`${m[1]}/${m[2]}/${query.get('container') ?? ''}`);
+      if (text === undefined) return this.send(res, 400, status(400, 'BadRequest', `container ${query.get('container')} in pod ${m[2]} is not available`));
+      const tail = Number(query.get('tailLines') ?? '0');
+      let out = tail > 0 ? text.split('\n').slice(-tail - (text.endsWith('\n') ? 1 : 0)).join('\n') : text;
+      const limit = Number(query.get('limitBytes') ?? '0');
+      if (limit > 0) out = Buffer.from(out).subarray(0, limit).toString();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(out);
+      return;
+    }
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(path))) {
       const [, ns, name] = m;
       const verb = method === 'GET' ? 'get' : method === 'DELETE' ? 'delete' : method === 'PATCH' ? 'patch' : '';

@@ -62,12 +62,12 @@ export class Admin {
    * A running pod as a kubelet would report it: scheduled on `node`, with a containerd id in its status.
    * With a node, a DELETE leaves it Terminating (no kubelet confirms); that is what containment looks like here.
    */
-  async pod(namespace: string, name: string, opts: { node?: string; containerId?: string; labels?: Record<string, string> } = {}): Promise<{ uid: string; containerId: string }> {
+  async pod(namespace: string, name: string, opts: { node?: string; containerId?: string; labels?: Record<string, string>; owner?: k8s.V1OwnerReference } = {}): Promise<{ uid: string; containerId: string }> {
     const containerId = opts.containerId ?? randomBytes(32).toString('hex');
     const created = await this.core.createNamespacedPod({
       namespace,
       body: {
-        metadata: { name, labels: opts.labels ?? { app: name } },
+        metadata: { name, labels: opts.labels ?? { app: name }, ownerReferences: opts.owner ? [opts.owner] : undefined },
         spec: { nodeName: opts.node ?? 'worker-1', containers: [{ name: 'main', image: 'docker.io/library/alpine:3.20', command: ['sleep', 'infinity'] }] },
       },
     });
@@ -145,4 +145,43 @@ export async function rbacCopy(admin: Admin, name: string, rules?: (kind: string
   });
   admin.kubectl(['apply', '-f', '-'], edited.map((d) => YAML.stringify(d)).join('---\n'));
   return { namespace, serviceAccount: name, token: () => admin.token(name, namespace) };
+}
+
+/** An owner reference as a controller writes it. */
+export function ownedBy(kind: string, name: string, uid: string, apiVersion = 'apps/v1'): k8s.V1OwnerReference {
+  return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
+}
+
+const podTemplate = (app: string) => ({ metadata: { labels: { app } }, spec: { containers: [{ name: 'main', image: 'docker.io/library/alpine:3.20' }] } });
+
+/**
+ * A workload as its controller would leave it (no controllers run here): the object, its status written by
+ * the test, and its pods, each Ready and owned through the real chain (a Deployment's through a ReplicaSet).
+ */
+export async function workload(admin: Admin, namespace: string, kind: 'Deployment' | 'StatefulSet' | 'DaemonSet', name: string, replicas: number, ready = replicas): Promise<Array<{ name: string; containerId: string }>> {
+  const apps = admin.kc.makeApiClient(k8s.AppsV1Api);
+  const selector = { matchLabels: { app: name } };
+  const merge = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+  let owner: k8s.V1OwnerReference;
+  if (kind === 'Deployment') {
+    const d = await apps.createNamespacedDeployment({ namespace, body: { metadata: { name }, spec: { replicas, selector, template: podTemplate(name) } } });
+    await apps.patchNamespacedDeploymentStatus({ name, namespace, body: { status: { replicas, readyReplicas: ready, availableReplicas: ready } } }, merge);
+    const rs = await apps.createNamespacedReplicaSet({ namespace, body: { metadata: { name: `${name}-7d4b9c`, ownerReferences: [ownedBy('Deployment', name, d.metadata!.uid!)] }, spec: { replicas, selector, template: podTemplate(name) } } });
+    await apps.patchNamespacedReplicaSetStatus({ name: `${name}-7d4b9c`, namespace, body: { status: { replicas, readyReplicas: ready } } }, merge);
+    owner = ownedBy('ReplicaSet', `${name}-7d4b9c`, rs.metadata!.uid!);
+  } else if (kind === 'StatefulSet') {
+    const st = await apps.createNamespacedStatefulSet({ namespace, body: { metadata: { name }, spec: { replicas, selector, serviceName: name, template: podTemplate(name) } } });
+    await apps.patchNamespacedStatefulSetStatus({ name, namespace, body: { status: { replicas, readyReplicas: ready } } }, merge);
+    owner = ownedBy('StatefulSet', name, st.metadata!.uid!);
+  } else {
+    const ds = await apps.createNamespacedDaemonSet({ namespace, body: { metadata: { name }, spec: { selector, template: podTemplate(name) } } });
+    await apps.patchNamespacedDaemonSetStatus({ name, namespace, body: { status: { desiredNumberScheduled: replicas, numberReady: ready, currentNumberScheduled: replicas, numberMisscheduled: 0 } } }, merge);
+    owner = ownedBy('DaemonSet', name, ds.metadata!.uid!);
+  }
+  const pods = [];
+  for (let i = 0; i < replicas; i++) {
+    const pod = `${name}-${i}`;
+    pods.push({ name: pod, ...(await admin.pod(namespace, pod, { owner, labels: { app: name }, node: `worker-${i}` })) });
+  }
+  return pods;
 }
