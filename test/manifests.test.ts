@@ -30,7 +30,7 @@ describe('stack.yml and the template', () => {
     expect(dockerfile).toMatch(/ENV upstream_url="http:\/\/127\.0\.0\.1:3000"/);
     expect(dockerfile).toMatch(/ARG NODE_VERSION=18/);
     expect(dockerfile).toMatch(/FROM .*ghcr\.io\/openfaas\/of-watchdog:/);
-    expect(dockerfile).toMatch(/^USER app$/m);
+    expect(dockerfile).toMatch(/^USER 10001:10001$/m);
     expect(dockerfile).toMatch(/ENV prefix_logs="false"/);
   });
 
@@ -224,5 +224,20 @@ describe('guardrails.yaml', () => {
     const binding = docs.find((d) => d.kind === 'ValidatingAdmissionPolicyBinding');
     expect(policy?.spec.failurePolicy).toBe('Fail');
     expect(binding?.spec).toMatchObject({ policyName: policy?.metadata.name, validationActions: ['Deny'], paramRef: { name: 'falco-pod-delete-guardrails', namespace: sa.metadata.namespace, parameterNotFoundAction: 'Deny' } });
+  });
+});
+
+describe('the image', () => {
+  const dockerfile = read('template/node18-ts-middleware/Dockerfile');
+  const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  it('runs as a numeric non-root user in its final stage (a kubelet can verify runAsNonRoot only for a number)', () => {
+    const users = [...finalStage.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
+    expect(users).toHaveLength(1);
+    expect(users[0]).toMatch(/^[1-9]\d*(:\d+)?$/);
+  });
+
+  it('uses of-watchdog 0.11.6, and stack.yml asks for a read-only root filesystem', () => {
+    expect(dockerfile).toMatch(/^ARG WATCHDOG_VERSION=0\.11\.6$/m);
+    expect((YAML.parse(read('stack.yml')) as { functions: Record<string, { readonly_root_filesystem?: boolean }> }).functions['falco-pod-delete'].readonly_root_filesystem).toBe(true);
   });
 });

@@ -49,7 +49,13 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
   afterAll(() => rmSync(clone, { recursive: true, force: true }));
 
   it('ships only the bundle and its source map, and faas-cli put the handler over the starter', () => {
-    expect(execFileSync('ls', [join(image.ship, 'dist')]).toString().split('\n').filter(Boolean)).toEqual(['index.mjs', 'index.mjs.LEGAL.txt', 'index.mjs.map']);
+    expect(execFileSync('ls', [join(image.ship, 'dist')]).toString().split('\n').filter(Boolean)).toEqual(['index.mjs', 'index.mjs.LEGAL.txt', 'index.mjs.map', 'sbom']);
+    // The SBOM of the production dependencies ships beside the bundle.
+    for (const part of ['template', 'function']) {
+      const sbom = JSON.parse(readFileSync(join(image.ship, 'dist', 'sbom', `${part}.cdx.json`), 'utf8')) as { bomFormat: string; components: Array<{ name: string }> };
+      expect(sbom.bomFormat).toBe('CycloneDX');
+      expect(sbom.components.map((c) => c.name)).toContain(part === 'template' ? 'express' : '@kubernetes/client-node');
+    }
     expect(readFileSync(join(clone, 'build', 'falco-pod-delete', 'function', 'handler.ts'), 'utf8')).toContain('FalcoResponse');
     expect(image.env).toMatchObject({ mode: 'http', prefix_logs: 'false', ready_path: '/_/ready' });
   });
@@ -110,6 +116,26 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
     expect(audits).toHaveLength(81);
     expect(Math.max(...audits.map((l) => l.length))).toBeLessThan(4096);
   }, 60_000);
+
+  it('serves as an unprivileged user from a read-only directory, with only a private TMPDIR writable', async () => {
+    const readOnly = mkdtempSync(join(tmpdir(), 'fpd-ro-'));
+    execFileSync('cp', ['-r', join(image.ship, 'dist'), readOnly]);
+    execFileSync('chmod', ['-R', 'a+rX,a-w', readOnly]);
+    const tmp = mkdtempSync(join(tmpdir(), 'fpd-tmp-'));
+    execFileSync('chown', ['65534:65534', tmp]);
+    // The node running the tests may live where nobody cannot read (npx's cache under /root): a copy on PATH.
+    const bin = mkdtempSync(join(tmpdir(), 'fpd-bin-'));
+    execFileSync('cp', [process.execPath, join(bin, 'node')]);
+    execFileSync('chmod', ['755', bin, join(bin, 'node')]);
+    // setpriv drops to nobody before exec: the watchdog and node run with no capabilities and no new privileges.
+    w = await startWatchdog(tools, readOnly, image.env, { TMPDIR: tmp, HOME: tmp, PATH: `${bin}:/usr/bin:/bin` }, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all']);
+    await untilReady(w);
+    const r = await post(w, testEvent());
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toMatchObject({ code: 'test-event' });
+    expect(readFileSync(`/proc/${w.functionPid()}/status`, 'utf8')).toMatch(/^Uid:\s+65534\s/m);
+    expect(() => execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'touch', join(readOnly, 'dist', 'x')], { stdio: 'pipe' })).toThrow();
+  });
 
   itCluster('deletes a pod on the real API server, through the watchdog, in-cluster', async () => {
     const admin = new Admin();

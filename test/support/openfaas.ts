@@ -107,14 +107,15 @@ export interface Watchdog {
 }
 
 /** fwatchdog in the image's directory with the image's ENV; only the ports and TMPDIR are this test's own. */
-export async function startWatchdog(tools: string, ship: string, imageEnv: Record<string, string>, extra: Record<string, string> = {}): Promise<Watchdog> {
+export async function startWatchdog(tools: string, ship: string, imageEnv: Record<string, string>, extra: Record<string, string> = {}, wrapper: string[] = []): Promise<Watchdog> {
   const [port, upstream] = [await freePort(), await freePort()];
   const tmp = mkdtempSync(join(tmpdir(), 'fpd-wd-'));
   const env = {
     PATH: process.env.PATH ?? '', HOME: tmp, TMPDIR: tmp, ...imageEnv,
     port: String(port), http_port: String(upstream), upstream_url: `http://127.0.0.1:${upstream}`, ...extra,
   };
-  const child = spawn(join(tools, 'fwatchdog'), [], { cwd: ship, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...args] = [...wrapper, join(tools, 'fwatchdog')];
+  const child = spawn(cmd, args, { cwd: ship, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const lines = (into: string[]) => {
