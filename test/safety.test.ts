@@ -139,10 +139,13 @@ describe('audit Events', () => {
     for (let i = 0; i < 20; i++) await t.fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system' }));
     await t.fn.fn.drain();
     expect(t.api.events).toHaveLength(1);
+    const began = performance.now();
     await Promise.all(Array.from({ length: 100 }, (_, i) => t.fn.post(withFields(shell(), { 'k8s.ns.name': 'kube-system', 'k8s.pod.name': `p-${i}` }))));
+    const seconds = (performance.now() - began) / 1000;
     await t.fn.fn.drain();
     expect(t.api.events.length).toBeGreaterThanOrEqual(49);
-    expect(t.api.events.length).toBeLessThanOrEqual(60); // 1 + a burst of 50 + what 20/s refills meanwhile
+    // 1 + a burst of 50 + what 20/s refills while the 100 alerts arrive (however slow this machine is today).
+    expect(t.api.events.length).toBeLessThanOrEqual(Math.min(101, 51 + Math.ceil(20 * seconds) + 1));
     expect(t.fn.audits()).toHaveLength(120);
     expect(t.api.calls('DELETE')).toHaveLength(0);
   });
@@ -203,10 +206,14 @@ describe('shared secret', () => {
 
   it('bounds the audit lines a flood of unauthenticated requests writes, counts every one, and summarises the rest', async () => {
     await start({ AUTH_TOKEN_FILE: secret(), METRICS_PORT: '0' });
+    const began = performance.now();
     const answers = await Promise.all(Array.from({ length: 200 }, () => t.fn.post(shell(), { authorization: 'Bearer nope' })));
+    const seconds = (performance.now() - began) / 1000;
     expect(answers.every((a) => a.status === 401)).toBe(true);
     const lines = () => t.fn.audits().filter((l) => l.code === 'unauthorized');
-    expect(lines().length).toBeLessThanOrEqual(25);
+    // A burst of 20, then 10 a second for as long as the flood lasted (plus the summaries in between).
+    expect(lines().length).toBeLessThanOrEqual(2 * (20 + Math.ceil(10 * seconds)) + 1);
+    expect(lines().length).toBeLessThan(200);
     await new Promise((r) => setTimeout(r, 1200));
     const summary = lines().filter((l) => typeof l.suppressed === 'number');
     expect(summary.reduce((n, l) => n + (l.suppressed as number), 0) + lines().length - summary.length).toBe(200);
