@@ -17,6 +17,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   for (const r of replicas) r.child.kill('SIGKILL');
+  await Promise.all(replicas.map((r) => r.exited));
   replicas = [];
   await api.stop();
 });

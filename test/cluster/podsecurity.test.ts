@@ -13,11 +13,11 @@ const templates: Array<[string, () => k8s.V1PodSpec]> = [
     const { timeoutSeconds: _t, ...pod } = spec;
     // Knative names the container and points the probe at the container port.
     const port = (c: k8s.V1Container) => c.ports?.[0]?.containerPort ?? 8080;
-    return { ...pod, containers: pod.containers.map((c: k8s.V1Container) => ({ name: 'user-container', ...c, readinessProbe: c.readinessProbe && { ...c.readinessProbe, httpGet: { ...c.readinessProbe.httpGet, port: port(c) } } })) };
+    return { ...pod, containers: pod.containers.map((c: k8s.V1Container) => ({ ...c, name: c.name ?? 'user-container', readinessProbe: c.readinessProbe && { ...c.readinessProbe, httpGet: { ...c.readinessProbe.httpGet, port: port(c) } } })) };
   }],
   ['Kubeless Function', () => {
     const spec = docs('deploy/kubeless/function.yaml').find((d) => d.kind === 'Function')?.spec.deployment.spec.template.spec;
-    return { ...spec, containers: spec.containers.map((c: k8s.V1Container) => ({ name: 'falco-pod-delete', image: 'kubeless/nodejs:14', ...c })) };
+    return { ...spec, containers: spec.containers.map((c: k8s.V1Container) => ({ ...c, name: c.name ?? 'falco-pod-delete', image: c.image ?? 'kubeless/nodejs:14' })) };
   }],
 ];
 

@@ -22,8 +22,9 @@ describeCluster('three replicas on a real API server', () => {
     // Each test starts with no budget spent.
     await admin.leases.deleteCollectionNamespacedLease({ namespace: 'openfaas-fn' });
   });
-  afterEach(() => {
+  afterEach(async () => {
     for (const r of replicas) r.child.kill('SIGKILL');
+    await Promise.all(replicas.map((r) => r.exited));
     replicas = [];
   });
 

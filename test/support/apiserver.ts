@@ -147,6 +147,8 @@ export class FakeApiServer {
   private readonly faults: FaultRule[] = [];
   private server!: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly delays = new Set<() => void>();
+  private stopped = false;
   port = 0;
   /** Requests being answered right now, and the most seen at once. */
   inFlight = 0;
@@ -173,6 +175,9 @@ export class FakeApiServer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    for (const end of this.delays) end();
+    this.delays.clear();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -240,7 +245,14 @@ export class FakeApiServer {
     const fault = this.takeFault(method, path);
     if (fault) {
       if (fault.kind === 'hang') return; // never answers; the socket is destroyed at stop()
-      if (fault.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));
+      if (fault.kind === 'delay') {
+        // Ended early by stop(), so that no timer outlives the test.
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, fault.ms);
+          this.delays.add(() => (clearTimeout(timer), r()));
+        });
+        if (this.stopped) return;
+      }
       if (fault.kind === 'reset') {
         req.socket.destroy();
         return;
