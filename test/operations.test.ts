@@ -1,7 +1,7 @@
 // Operability: Prometheus metrics on their own port after a scripted sequence of alerts, and the explain
 // command, which uses the function's own decision code and agrees with it on every fixture.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -166,5 +166,37 @@ describe('explain', () => {
       expect(notJson.status).toBe(2);
       expect(notJson.stderr).toMatch(/line 1 is not JSON/);
     });
+  });
+});
+
+describe('monitoring shipped in deploy/monitoring', () => {
+  const names = (text: string) => new Set([...text.matchAll(/\bfalco_pod_delete_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+
+  it('the alerting rules and the dashboard name only metrics a live /metrics exports', async () => {
+    const port = await freePort();
+    const api = await new FakeApiServer('mon').start();
+    const fn = await startFunction(inClusterEnv(api, stageServiceAccount('mon').prefix, { METRICS_PORT: String(port), AUTH_TOKEN_FILE: '' }));
+    try {
+      api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['ee97d9c4186f' + 'a'.repeat(52)] });
+      await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+      await fn.post('{not json');
+      const live = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const exported = new Set([...live.matchAll(/^# TYPE (falco_pod_delete_[a-z_]+) /gm)].map((m) => m[1]));
+      const used = new Set([...names(readFileSync('deploy/monitoring/alerts.yaml', 'utf8')), ...names(readFileSync('deploy/monitoring/dashboard.json', 'utf8'))]);
+      expect(used.size).toBeGreaterThanOrEqual(7);
+      expect([...used].filter((n) => !exported.has(n))).toEqual([]);
+    } finally {
+      await fn.stop();
+      await api.stop();
+    }
+  });
+
+  const promtool = spawnSync('promtool', ['--version']).status === 0;
+  if (!promtool) process.stderr.write('promtool checks skipped: install Prometheus\'s promtool (Debian: apt-get install prometheus)\n');
+  (promtool || process.env.FPD_REQUIRE_REAL === '1' ? it : it.skip)('promtool checks the rules and its unit tests fire each alert', () => {
+    const check = spawnSync('promtool', ['check', 'rules', 'deploy/monitoring/alerts.yaml'], { encoding: 'utf8' });
+    expect([check.status, check.stdout]).toEqual([0, expect.stringContaining('SUCCESS: 4 rules found')]);
+    const tests = spawnSync('promtool', ['test', 'rules', 'alerts.test.yaml'], { cwd: 'test/data/monitoring', encoding: 'utf8' });
+    expect([tests.status, tests.stdout + tests.stderr]).toEqual([0, expect.stringContaining('SUCCESS')]);
   });
 });
