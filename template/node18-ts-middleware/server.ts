@@ -76,6 +76,10 @@ export async function startServer(fn: FunctionModule, opts: ServerOptions): Prom
   const app = createApp(fn, opts);
   const active = new Map<Socket, number>();
   const server = app.listen(opts.port, opts.host ?? '0.0.0.0');
+  // Longer than clients keep idle connections (Go's default transport: 90 s, Knative's queue-proxy, undici):
+  // with Node's 5 s, a POST sent on a connection the server is just closing fails with "socket closed".
+  server.keepAliveTimeout = 95_000;
+  server.headersTimeout = 96_000;
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
