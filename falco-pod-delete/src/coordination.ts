@@ -1,7 +1,7 @@
 // Correct at any replica count: the Kubernetes API arbitrates which replica acts on a pod (a Lease created
 // under a name derived from the pod's UID; AlreadyExists means another replica has it) and holds the one
-// cluster-wide blast-radius budget (a Lease whose annotation lists recent actions, updated with a
-// resourceVersion precondition). Both live in the function's own namespace.
+// cluster-wide blast-radius budget (ACTION_LIMIT slot Leases, each held for the window once taken). Both live
+// in the function's own namespace.
 import type { Deadline } from './deadline.js';
 import type { Kube, LeaseRecord, LeaseSpec, PodSnapshot } from './kube.js';
 import type { Result } from './outcome.js';
@@ -11,8 +11,8 @@ const CLAIM_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'claim' };
 const OUTCOME = 'falco-pod-delete/outcome';
 const REASON = 'falco-pod-delete/reason';
 const POD = 'falco-pod-delete/pod';
-const ACTIONS = 'falco-pod-delete/actions';
-export const BUDGET_LEASE = 'falco-pod-delete-budget';
+/** The budget's slot Leases are named BUDGET_SLOT + 0 .. ACTION_LIMIT - 1. */
+export const BUDGET_SLOT = 'fpd-budget-';
 
 export type Claim =
   | { won: true; lease: LeaseRecord }
@@ -79,20 +79,32 @@ export class Coordinator {
     await this.kube.deleteLease(this.settings.namespace, claim.name, deadline);
   }
 
-  /** One slot of the cluster-wide budget, or false when the window is full. Retries 409s within the deadline. */
+  /**
+   * One slot of the cluster-wide budget, or false when the window is full. The budget is ACTION_LIMIT slot
+   * Leases (fpd-budget-0 .. N-1), each held for the window from its renewTime: taking a free slot is one
+   * create (AlreadyExists: taken), an expired one is taken over under a resourceVersion precondition.
+   * Concurrent actions start at different slots, so they do not take turns on one object.
+   */
   async takeSlot(deadline: Deadline): Promise<boolean> {
     const { namespace, actionLimit, actionWindowMs } = this.settings;
     if (actionLimit === 0) return true;
-    for (;;) {
-      const now = Date.now();
-      const budget = await this.kube.readLease(namespace, BUDGET_LEASE, deadline);
-      const recent = parseActions(budget?.annotations[ACTIONS]).filter((t) => now - t < actionWindowMs);
-      if (recent.length >= actionLimit) return false;
-      const spec = this.spec(BUDGET_LEASE, { [ACTIONS]: JSON.stringify([...recent, now]) }, { ...MANAGED, 'falco-pod-delete/role': 'budget' });
-      const written = budget ? await this.kube.replaceLease(namespace, budget.resourceVersion, spec, deadline) : await this.kube.createLease(namespace, spec, deadline);
-      if (written !== 'conflict' && written !== 'gone' && written !== 'exists') return true;
-      if (deadline.remaining() <= 0) return false;
+    const start = Math.floor(Math.random() * actionLimit);
+    const spec = (name: string) => ({ ...this.spec(name, {}, { ...MANAGED, 'falco-pod-delete/role': 'budget' }), durationSeconds: Math.ceil(actionWindowMs / 1000) });
+    for (let i = 0; i < actionLimit; i++) {
+      const name = `${BUDGET_SLOT}${(start + i) % actionLimit}`;
+      const created = await this.kube.createLease(namespace, spec(name), deadline);
+      if (created !== 'exists') return true;
+      const held = await this.kube.readLease(namespace, name, deadline);
+      if (!held) {
+        if ((await this.kube.createLease(namespace, spec(name), deadline)) !== 'exists') return true;
+        continue;
+      }
+      const renewed = held.renewTime?.getTime() ?? held.created?.getTime() ?? Date.now();
+      if (Date.now() - renewed < actionWindowMs) continue;
+      const taken = await this.kube.replaceLease(namespace, held.resourceVersion, spec(name), deadline);
+      if (taken !== 'conflict' && taken !== 'gone') return true;
     }
+    return false;
   }
 
   /** Best effort, at most once a minute: deletes settled claims well past their time. */
@@ -106,15 +118,5 @@ export class Coordinator {
       .listLeases(namespace, selector, deadline)
       .then((leases) => Promise.all(leases.filter((l) => this.expired(l, now - 10 * this.settings.claimTtlSeconds * 1000)).map((l) => this.kube.deleteLease(namespace, l.name, deadline))))
       .catch(() => undefined);
-  }
-}
-
-function parseActions(text: string | undefined): number[] {
-  if (!text) return [];
-  try {
-    const v: unknown = JSON.parse(text);
-    return Array.isArray(v) ? v.filter((t): t is number => typeof t === 'number') : [];
-  } catch {
-    return [];
   }
 }
