@@ -4,8 +4,8 @@ import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
 import { ClientNodeKube, discoverCluster, type Kube } from '../../falco-pod-delete/src/kube.js';
 import { loadConfig } from '../../falco-pod-delete/src/config.js';
 import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
-import { Admin, describeCluster, inClusterEnv } from '../support/cluster.js';
-import { captureLogger, fixture, type LogLine, type RunningFunction, startFunction, withFields } from '../support/harness.js';
+import { describeCluster, inClusterEnv, withClusterFunction } from '../support/cluster.js';
+import { captureLogger, fixture, type LogLine, withFields } from '../support/harness.js';
 import { startServer } from '../../template/node18-ts-middleware/server.js';
 import { httpFunction } from '../../falco-pod-delete/src/express.js';
 
@@ -13,121 +13,106 @@ const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
 
 describeCluster('on a real API server', () => {
-  let admin: Admin;
-  let ns: string;
-  let fn: RunningFunction | undefined;
-  const start = async (extra: Record<string, string> = {}) => (fn = await startFunction(inClusterEnv(extra).env));
-
-  beforeAll(() => {
-    admin = new Admin();
-  });
-  beforeEach(async () => {
-    ns = await admin.namespace('apps');
-  });
-  afterEach(async () => {
-    await fn?.fn.drain();
-    await fn?.stop();
-    fn = undefined;
-  });
+  const c = withClusterFunction();
 
   it('deletes the pod an alert names when its container is in the pod, with the default COORDINATION=cluster', async () => {
-    const pod = await admin.pod(ns, 'web-0');
-    await start();
-    const r = await fn!.post(shellIn(ns, 'web-0', pod.containerId));
+    const pod = await c.admin.pod(c.ns, 'web-0');
+    await c.start();
+    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ decision: 'delete', outcome: 'deleted', namespace: ns, pod: 'web-0', dryRun: false });
+    expect(r.body).toMatchObject({ decision: 'delete', outcome: 'deleted', namespace: c.ns, pod: 'web-0', dryRun: false });
     // Terminating with a 1 s grace period (GRACE_PERIOD_SECONDS' default), not the pod's own 30 s: the kubelet
     // stops the attacker's shell a second after it sees the deletion.
-    const after = await admin.readPod(ns, 'web-0');
+    const after = await c.admin.readPod(c.ns, 'web-0');
     expect(after?.metadata?.deletionTimestamp).toBeDefined();
     expect(after?.metadata?.deletionGracePeriodSeconds).toBe(1);
     // The claim is a real Lease, written with MicroTime timestamps the server accepted.
-    const claim = await admin.leases.readNamespacedLease({ name: `fpd-claim-${pod.uid}`, namespace: 'openfaas-fn' });
+    const claim = await c.admin.leases.readNamespacedLease({ name: `fpd-claim-${pod.uid}`, namespace: 'openfaas-fn' });
     expect(claim.metadata?.annotations?.['falco-pod-delete/outcome']).toBe('deleted');
     expect(String(claim.spec?.renewTime)).toMatch(/\.\d{6}Z$/);
-    expect(fn!.audits()).toEqual([expect.objectContaining({ outcome: 'deleted', namespace: ns, pod: 'web-0', status: 200 })]);
+    expect(c.fn!.audits()).toEqual([expect.objectContaining({ outcome: 'deleted', namespace: c.ns, pod: 'web-0', status: 200 })]);
   });
 
   it('records the deletion as an Event on the pod', async () => {
-    const pod = await admin.pod(ns, 'web-0');
-    await start();
-    await fn!.post(shellIn(ns, 'web-0', pod.containerId));
-    await fn!.fn.drain();
-    const events = await admin.events(ns);
+    const pod = await c.admin.pod(c.ns, 'web-0');
+    await c.start();
+    await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
+    await c.fn!.fn.drain();
+    const events = await c.admin.events(c.ns);
     expect(events).toEqual([expect.objectContaining({ reason: 'FalcoResponseDeleted', type: 'Warning', involvedObject: expect.objectContaining({ kind: 'Pod', name: 'web-0', uid: pod.uid }) })]);
   });
 
   it('declines an alert whose container is not in the pod, leaves the pod, and records the refusal', async () => {
-    await admin.pod(ns, 'web-0');
-    await start();
-    const r = await fn!.post(shellIn(ns, 'web-0', 'aa'.repeat(32)));
+    await c.admin.pod(c.ns, 'web-0');
+    await c.start();
+    const r = await c.fn!.post(shellIn(c.ns, 'web-0', 'aa'.repeat(32)));
     expect(r.body).toMatchObject({ outcome: 'skipped', code: 'container-mismatch' });
-    expect(await admin.contained(ns, 'web-0')).toBe(false);
-    await fn!.fn.drain();
-    expect((await admin.events(ns)).map((e) => e.reason)).toEqual(['FalcoResponseRefused']);
+    expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
+    await c.fn!.fn.drain();
+    expect((await c.admin.events(c.ns)).map((e) => e.reason)).toEqual(['FalcoResponseRefused']);
   });
 
   it('never acts in a critical namespace', async () => {
-    const pod = await admin.pod('kube-system', `coredns-${ns}`).catch(async () => {
-      await admin.core.createNamespacedServiceAccount({ namespace: 'kube-system', body: { metadata: { name: 'default' } } });
-      return admin.pod('kube-system', `coredns-${ns}`);
+    const pod = await c.admin.pod('kube-system', `coredns-${c.ns}`).catch(async () => {
+      await c.admin.core.createNamespacedServiceAccount({ namespace: 'kube-system', body: { metadata: { name: 'default' } } });
+      return c.admin.pod('kube-system', `coredns-${c.ns}`);
     });
-    await start();
-    const r = await fn!.post(shellIn('kube-system', `coredns-${ns}`, pod.containerId));
+    await c.start();
+    const r = await c.fn!.post(shellIn('kube-system', `coredns-${c.ns}`, pod.containerId));
     expect(r.body).toMatchObject({ outcome: 'skipped', code: 'critical-namespace' });
-    expect(await admin.contained('kube-system', `coredns-${ns}`)).toBe(false);
+    expect(await c.admin.contained('kube-system', `coredns-${c.ns}`)).toBe(false);
   });
 
   it('finds the pod of a Falco 0.41+ alert (no k8s fields) by container id among the node\'s pods', async () => {
-    const node = `worker-${ns}`;
-    await admin.pod(ns, 'decoy', { node });
-    const pod = await admin.pod(ns, 'shell-here', { node });
-    await start();
+    const node = `worker-${c.ns}`;
+    await c.admin.pod(c.ns, 'decoy', { node });
+    const pod = await c.admin.pod(c.ns, 'shell-here', { node });
+    await c.start();
     const alert = { ...fixture('17-CONSTRUCTED-falco-0.41plus-default-no-k8s-fields.json'), hostname: node };
-    const r = await fn!.post(withFields(alert, { 'container.id': pod.containerId.slice(0, 12) }));
-    expect(r.body).toMatchObject({ outcome: 'deleted', namespace: ns, pod: 'shell-here' });
-    expect(await admin.contained(ns, 'shell-here')).toBe(true);
-    expect(await admin.contained(ns, 'decoy')).toBe(false);
+    const r = await c.fn!.post(withFields(alert, { 'container.id': pod.containerId.slice(0, 12) }));
+    expect(r.body).toMatchObject({ outcome: 'deleted', namespace: c.ns, pod: 'shell-here' });
+    expect(await c.admin.contained(c.ns, 'shell-here')).toBe(true);
+    expect(await c.admin.contained(c.ns, 'decoy')).toBe(false);
   });
 
   it('DRY_RUN=true: the server runs the deletion as a dry run and the pod stays', async () => {
-    const pod = await admin.pod(ns, 'web-0');
-    await start({ DRY_RUN: 'true' });
-    const r = await fn!.post(shellIn(ns, 'web-0', pod.containerId));
+    const pod = await c.admin.pod(c.ns, 'web-0');
+    await c.start({ DRY_RUN: 'true' });
+    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
     expect(r.body).toMatchObject({ outcome: 'dry-run', code: 'dry-run', dryRun: true });
-    expect(await admin.contained(ns, 'web-0')).toBe(false);
+    expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
   });
 
   it('isolate: creates the deny-all NetworkPolicy and labels the pod, which stays running', async () => {
-    const pod = await admin.pod(ns, 'web-0');
-    await start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]' });
-    const r = await fn!.post(shellIn(ns, 'web-0', pod.containerId));
+    const pod = await c.admin.pod(c.ns, 'web-0');
+    await c.start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]' });
+    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
     expect(r.body).toMatchObject({ decision: 'isolate', outcome: 'isolated' });
-    const np = await admin.net.readNamespacedNetworkPolicy({ name: 'falco-pod-delete-quarantine', namespace: ns });
+    const np = await c.admin.net.readNamespacedNetworkPolicy({ name: 'falco-pod-delete-quarantine', namespace: c.ns });
     expect(np.spec).toMatchObject({ podSelector: { matchLabels: { 'falco-pod-delete/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] });
-    const after = await admin.readPod(ns, 'web-0');
+    const after = await c.admin.readPod(c.ns, 'web-0');
     expect(after?.metadata?.labels).toMatchObject({ app: 'web-0', 'falco-pod-delete/quarantine': 'true' });
     expect(after?.metadata?.deletionTimestamp).toBeUndefined();
   });
 
   it('leaves a pod that carries the opt-out label', async () => {
-    const pod = await admin.pod(ns, 'web-0', { labels: { 'falco-pod-delete/exempt': 'true' } });
-    await start();
-    expect((await fn!.post(shellIn(ns, 'web-0', pod.containerId))).body).toMatchObject({ outcome: 'skipped', code: 'opt-out' });
-    expect(await admin.contained(ns, 'web-0')).toBe(false);
+    const pod = await c.admin.pod(c.ns, 'web-0', { labels: { 'falco-pod-delete/exempt': 'true' } });
+    await c.start();
+    expect((await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId))).body).toMatchObject({ outcome: 'skipped', code: 'opt-out' });
+    expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
   });
 
   it('leaves every pod of a namespace that carries the opt-out label', async () => {
-    const exempt = await admin.namespace('exempt', { 'falco-pod-delete/exempt': 'true' });
-    const pod = await admin.pod(exempt, 'web-0');
-    await start();
-    const r = await fn!.post(shellIn(exempt, 'web-0', pod.containerId));
+    const exempt = await c.admin.namespace('exempt', { 'falco-pod-delete/exempt': 'true' });
+    const pod = await c.admin.pod(exempt, 'web-0');
+    await c.start();
+    const r = await c.fn!.post(shellIn(exempt, 'web-0', pod.containerId));
     expect(r.body).toMatchObject({ outcome: 'skipped', code: 'opt-out', reason: expect.stringContaining(`namespace ${exempt}`) });
-    expect(await admin.contained(exempt, 'web-0')).toBe(false);
+    expect(await c.admin.contained(exempt, 'web-0')).toBe(false);
   });
 
   it('the UID precondition: a pod replaced under the same name between read and delete is not deleted', async () => {
-    await admin.pod(ns, 'web-0', { containerId: 'cc'.repeat(32) });
+    await c.admin.pod(c.ns, 'web-0', { containerId: 'cc'.repeat(32) });
     const env = inClusterEnv({ COORDINATION: 'single', RECORD_EVENTS: 'false' }).env;
     const config = loadConfig(env);
     const real = new ClientNodeKube(discoverCluster(config, env) as Exclude<ReturnType<typeof discoverCluster>, { kind: 'none' }>, config.apiTimeoutMs, 8);
@@ -135,8 +120,8 @@ describeCluster('on a real API server', () => {
     const racing: Kube = Object.assign(Object.create(real) as Kube, {
       readPod: async (...args: Parameters<Kube['readPod']>) => {
         const seen = await real.readPod(...args);
-        await admin.core.deleteNamespacedPod({ name: 'web-0', namespace: ns, body: { gracePeriodSeconds: 0 } });
-        await admin.pod(ns, 'web-0', { containerId: 'cc'.repeat(32) });
+        await c.admin.core.deleteNamespacedPod({ name: 'web-0', namespace: c.ns, body: { gracePeriodSeconds: 0 } });
+        await c.admin.pod(c.ns, 'web-0', { containerId: 'cc'.repeat(32) });
         return seen;
       },
     });
@@ -144,9 +129,9 @@ describeCluster('on a real API server', () => {
     const response = new FalcoResponse({ config, policy: loadPolicy(config), kube: racing, logger: captureLogger(lines), namespace: 'openfaas-fn', cluster: 'in-cluster' });
     const running = await startServer(httpFunction(response, {}), { port: 0, host: '127.0.0.1', bodyLimit: '512kb', drainMs: 1000 });
     try {
-      const r = await fetch(`http://127.0.0.1:${running.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(shellIn(ns, 'web-0', 'cc'.repeat(32))) });
+      const r = await fetch(`http://127.0.0.1:${running.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(shellIn(c.ns, 'web-0', 'cc'.repeat(32))) });
       expect(await r.json()).toMatchObject({ outcome: 'replaced', code: 'uid-precondition' });
-      expect(await admin.contained(ns, 'web-0')).toBe(false);
+      expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
     } finally {
       await running.shutdown();
     }

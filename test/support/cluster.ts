@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
+import { type RunningFunction, startFunction } from './harness.js';
 // @ts-expect-error plain ESM shared with global setup and the benchmark
 import { kubectl as runKubectl, stageServiceAccountFiles } from './control-plane.mjs';
 
@@ -184,4 +185,31 @@ export async function workload(admin: Admin, namespace: string, kind: 'Deploymen
     pods.push({ name: pod, ...(await admin.pod(namespace, pod, { owner, labels: { app: name }, node: `worker-${i}` })) });
   }
   return pods;
+}
+
+export interface ClusterFunction {
+  admin: Admin;
+  /** A fresh namespace (with its default ServiceAccount) for each test. */
+  ns: string;
+  /** The function `start` ran in the current test; drained and stopped after it. */
+  fn: RunningFunction | undefined;
+  start: (extra?: Record<string, string>) => Promise<RunningFunction>;
+}
+
+/** Per test on the real server: a new namespace, and `start` runs the function in-cluster with `defaults`. */
+export function withClusterFunction(defaults: Record<string, string> = {}): ClusterFunction {
+  const c = { fn: undefined } as ClusterFunction;
+  beforeAll(() => {
+    c.admin = new Admin();
+  });
+  beforeEach(async () => {
+    c.ns = await c.admin.namespace('apps');
+  });
+  afterEach(async () => {
+    await c.fn?.fn.drain();
+    await c.fn?.stop();
+    c.fn = undefined;
+  });
+  c.start = async (extra = {}) => (c.fn = await startFunction(inClusterEnv({ ...defaults, ...extra }).env));
+  return c;
 }
