@@ -1,4 +1,4 @@
-// Every payload in test/data/falco (copied from ../shared/fixtures/falco) is acted on or declined exactly as its README says.
+// Every payload in test/data/falco (its README names each source) is acted on or declined exactly as that README says.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

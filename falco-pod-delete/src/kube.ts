@@ -311,6 +311,22 @@ function leaseRecord(l: k8s.V1Lease): LeaseRecord {
 
 type HandledStatus = { handledStatus: 404 | 409 | 422 };
 
+/** A deletion's options: the UID precondition always, the grace period and server-side dry run when asked. */
+function deleteOptions(uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean): k8s.V1DeleteOptions {
+  const body: k8s.V1DeleteOptions = { preconditions: { uid } };
+  if (gracePeriodSeconds !== undefined) body.gracePeriodSeconds = gracePeriodSeconds;
+  if (dryRun) body.dryRun = ['All'];
+  return body;
+}
+
+/** What a deletion or an eviction did: 404 the pod is gone, 409 the UID precondition failed (another pod). */
+function mutationResult(r: unknown, verb: string, resource: string, namespace: string, what: string): MutationResult {
+  if (isStatus(r, 404)) return 'gone';
+  if (isStatus(r, 409)) return 'replaced';
+  if (isStatus(r)) throw new KubeError('rejected', verb, resource, namespace, `the Kubernetes API refused the ${what} (${r.handledStatus})`, r.handledStatus);
+  return 'done';
+}
+
 function isStatus(r: unknown, code?: number): r is HandledStatus {
   return typeof r === 'object' && r !== null && 'handledStatus' in r && (code === undefined || (r as HandledStatus).handledStatus === code);
 }
@@ -454,29 +470,18 @@ export class ClientNodeKube implements Kube {
   }
 
   async deletePod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
-    const body: k8s.V1DeleteOptions = { preconditions: { uid } };
-    if (gracePeriodSeconds !== undefined) body.gracePeriodSeconds = gracePeriodSeconds;
-    if (dryRun) body.dryRun = ['All'];
+    const body = deleteOptions(uid, gracePeriodSeconds, dryRun);
     const r = await this.call({ verb: 'delete', resource: 'pods', namespace: pod.namespace }, deadline, (o) =>
       this.core.deleteNamespacedPod({ name: pod.name, namespace: pod.namespace, body }, o));
-    if (isStatus(r, 404)) return 'gone';
-    if (isStatus(r, 409)) return 'replaced';
-    if (isStatus(r)) throw new KubeError('rejected', 'delete', 'pods', pod.namespace, `the Kubernetes API refused the deletion (${r.handledStatus})`, r.handledStatus);
-    return 'done';
+    return mutationResult(r, 'delete', 'pods', pod.namespace, 'deletion');
   }
 
   async evictPod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult | { blocked: string }> {
-    const deleteOptions: k8s.V1DeleteOptions = { preconditions: { uid } };
-    if (gracePeriodSeconds !== undefined) deleteOptions.gracePeriodSeconds = gracePeriodSeconds;
-    if (dryRun) deleteOptions.dryRun = ['All'];
-    const body: k8s.V1Eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod.name, namespace: pod.namespace }, deleteOptions };
+    const body: k8s.V1Eviction = { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod.name, namespace: pod.namespace }, deleteOptions: deleteOptions(uid, gracePeriodSeconds, dryRun) };
     try {
       const r = await this.call({ verb: 'create', resource: 'pods/eviction', namespace: pod.namespace }, deadline, (o) =>
         this.core.createNamespacedPodEviction({ name: pod.name, namespace: pod.namespace, body }, o), undefined, false);
-      if (isStatus(r, 404)) return 'gone';
-      if (isStatus(r, 409)) return 'replaced';
-      if (isStatus(r)) throw new KubeError('rejected', 'create', 'pods/eviction', pod.namespace, `the Kubernetes API refused the eviction (${r.handledStatus})`, r.handledStatus);
-      return 'done';
+      return mutationResult(r, 'create', 'pods/eviction', pod.namespace, 'eviction');
     } catch (e) {
       // A PodDisruptionBudget answers 429: an answer, not throttling.
       if (e instanceof KubeError && e.code === 'rate-limited') return { blocked: e.message.replace(/^the Kubernetes API is throttling requests \(429\): /, '') };
@@ -491,19 +496,16 @@ export class ClientNodeKube implements Kube {
       return isStatus(r) ? null : r;
     };
     const meta = (m: k8s.V1ObjectMeta | undefined) => controllerOf(m?.ownerReferences);
+    // ReplicaSets, Deployments and StatefulSets all count spec.replicas and status.readyReplicas.
+    const replicated = (r: { metadata?: k8s.V1ObjectMeta; spec?: { replicas?: number }; status?: { readyReplicas?: number } } | null) =>
+      r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
     switch (ref.kind) {
-      case 'ReplicaSet': {
-        const r = await get('replicasets', (o) => this.apps.readNamespacedReplicaSet({ name, namespace }, o));
-        return r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
-      }
-      case 'Deployment': {
-        const r = await get('deployments', (o) => this.apps.readNamespacedDeployment({ name, namespace }, o));
-        return r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
-      }
-      case 'StatefulSet': {
-        const r = await get('statefulsets', (o) => this.apps.readNamespacedStatefulSet({ name, namespace }, o));
-        return r && { kind: ref.kind, name, replicas: r.spec?.replicas, ready: r.status?.readyReplicas ?? 0, owner: meta(r.metadata) };
-      }
+      case 'ReplicaSet':
+        return replicated(await get('replicasets', (o) => this.apps.readNamespacedReplicaSet({ name, namespace }, o)));
+      case 'Deployment':
+        return replicated(await get('deployments', (o) => this.apps.readNamespacedDeployment({ name, namespace }, o)));
+      case 'StatefulSet':
+        return replicated(await get('statefulsets', (o) => this.apps.readNamespacedStatefulSet({ name, namespace }, o)));
       case 'DaemonSet': {
         const r = await get('daemonsets', (o) => this.apps.readNamespacedDaemonSet({ name, namespace }, o));
         return r && { kind: ref.kind, name, replicas: r.status?.desiredNumberScheduled, ready: r.status?.numberReady ?? 0, owner: meta(r.metadata) };

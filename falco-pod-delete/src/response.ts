@@ -28,7 +28,6 @@ export interface ResponseSettings {
 type Act = Extract<Decision, { kind: 'act' }>;
 
 const DONE: Record<ActionKind, Outcome['result']> = { delete: 'deleted', evict: 'evicted', isolate: 'isolated', log: 'logged' };
-const PAST: Record<ActionKind, string> = { delete: 'deleted', evict: 'evicted', isolate: 'isolated', log: 'logged' };
 const EVENT: Record<ActionKind, string> = { delete: 'FalcoResponseDeleted', evict: 'FalcoResponseEvicted', isolate: 'FalcoResponseIsolated', log: 'FalcoResponseLogged' };
 
 /** Outcomes worth remembering for the coalescing window: a failure lets the next alert try again. */
@@ -167,14 +166,14 @@ export class Responder {
     try {
       if (!(await this.takeSlot(deadline))) {
         const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
-        this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${PAST[action]}: ${reason}`);
+        this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
         return { ...base, result: 'rate-limited', code: 'rate-limited', reason };
       }
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
       const result = await this.perform(action, d, pod, deadline);
       if (result !== 'done') this.limiter.giveBack();
       if (result === 'gone') return { ...base, evidence, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${action}` };
-      if (result === 'replaced') return { ...base, evidence, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${PAST[action]}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
+      if (result === 'replaced') return { ...base, evidence, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${DONE[action]}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
       if (typeof result === 'object') {
         const reason = `not evicted: a PodDisruptionBudget forbids it now (${result.blocked.slice(0, 300)})`;
         this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', reason);
@@ -183,8 +182,8 @@ export class Responder {
       this.workloads?.record(workload, pod);
       const instead = action !== d.action ? ` instead of ${d.action} (${workload.kind} rule)` : '';
       const outcome: Outcome = this.settings.dryRun
-        ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${PAST[action]} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
-        : { ...base, evidence, result: DONE[action], code: action, reason: `${PAST[action]} by policy entry "${d.entry}"${instead}` };
+        ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE[action]} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
+        : { ...base, evidence, result: DONE[action], code: action, reason: `${DONE[action]} by policy entry "${d.entry}"${instead}` };
       this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? 'FalcoResponseDryRun' : EVENT[action], `${outcome.reason}; ${describeWorkload(workload)}`);
       return outcome;
     } catch (e) {

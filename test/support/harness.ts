@@ -63,7 +63,7 @@ export async function startFunction(env: Record<string, string | undefined>): Pr
 
 const FIXTURES = join(process.cwd(), 'test', 'data', 'falco');
 
-/** A fixture from test/data/falco (copied from ../shared/fixtures/falco with its README of sources); `fresh` sets its time to now (fixture timestamps are historical). */
+/** A fixture from test/data/falco (its README names each source); `fresh` sets its time to now (fixture timestamps are historical). */
 export function fixture(name: string, opts: { fresh?: boolean } = { fresh: true }): Record<string, unknown> {
   const alert = JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as Record<string, unknown>;
   if (opts.fresh !== false) alert.time = new Date().toISOString().replace('Z', '123456Z');
