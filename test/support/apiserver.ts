@@ -239,8 +239,9 @@ export class FakeApiServer {
     const kind = `${method} ${path.replace(/\/(namespaces)\/[^/]+/, '/$1/*').replace(/\/(pods|events|networkpolicies)\/[^/]+$/, '/$1/*')}`;
     this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
 
-    const auth = req.headers.authorization ?? '';
-    if (!this.tokens.some((t) => auth === `Bearer ${t}`)) return this.send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+    // As kube-apiserver's bearer-token authenticator: the scheme is case-insensitive (Python's client sends "bearer").
+    const [scheme, token] = (req.headers.authorization ?? '').split(' ');
+    if (scheme?.toLowerCase() !== 'bearer' || !this.tokens.includes(token ?? '')) return this.send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
 
     const fault = this.takeFault(method, path);
     if (fault) {

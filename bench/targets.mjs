@@ -1,0 +1,105 @@
+// What the benchmark runs side by side: the function as the image runs it (the Dockerfile's fprocess with
+// stack.yml's environment), the two peers from ../shared/peers when they can run here, a trivial server (the
+// load generator's ceiling), and `node -e 0` (Node's own start). Every target starts in-cluster: the
+// ServiceAccount's token and CA under the standard path (the peers read only that path, so they run in a
+// private mount namespace where /run/secrets/kubernetes.io/serviceaccount is the staged directory).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { freePort } from '../test/support/control-plane.mjs';
+
+export const SHARED = resolve(process.env.FPD_SHARED ?? '../shared');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The image's command (the Dockerfile's fprocess) and stack.yml's environment for the function. */
+export function functionCommand() {
+  const dockerfile = readFileSync('template/node18-ts-middleware/Dockerfile', 'utf8');
+  const fprocess = /^ENV fprocess="([^"]+)"/m.exec(dockerfile)[1].split(' ');
+  const stack = parse(readFileSync('stack.yml', 'utf8'));
+  const env = Object.fromEntries(Object.entries(stack.functions['falco-pod-delete'].environment).map(([k, v]) => [k, String(v)]));
+  const dockerEnv = Object.fromEntries([...dockerfile.matchAll(/^ENV (\w+)="([^"]*)"/gm)].map((m) => [m[1], m[2]]));
+  return { command: fprocess[0] === 'node' ? process.execPath : fprocess[0], args: fprocess.slice(1), env: { NODE_ENV: dockerEnv.NODE_ENV ?? 'production', ...env } };
+}
+
+/** Which peers can run here, and for those that cannot, why. */
+export function peers() {
+  const found = {};
+  const root = process.getuid?.() === 0 && spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status === 0;
+  const needRoot = 'needs root and unshare(1): the peer reads its ServiceAccount only from /var/run/secrets/kubernetes.io/serviceaccount';
+  const xz = join(SHARED, 'peers/go-openfaas-seed.xz');
+  if (!existsSync(xz)) found.go = { missing: `${xz} not found (set FPD_SHARED to the shared folder)` };
+  else if (!root) found.go = { missing: needRoot };
+  else {
+    mkdirSync('dist/bench', { recursive: true });
+    const bin = resolve('dist/bench/go-openfaas-seed');
+    if (!existsSync(bin)) execFileSync('sh', ['-c', `xz -dc "${xz}" > "${bin}" && chmod +x "${bin}"`]);
+    found.go = { command: [bin], env: (port) => ({ PORT: String(port) }) };
+  }
+  const py = join(SHARED, 'peers/python-kubeless-seed/kubeless_server.py');
+  if (!existsSync(py)) found.python = { missing: `${py} not found (set FPD_SHARED to the shared folder)` };
+  else if (spawnSync('/usr/bin/python3', ['-c', 'import kubernetes']).status !== 0) found.python = { missing: "Debian's python3-kubernetes is not installed (apt-get install -y python3-kubernetes)" };
+  else if (!root) found.python = { missing: needRoot };
+  else found.python = { command: ['/usr/bin/python3', '-u', py], env: (port) => ({ PORT: String(port), MOD_NAME: 'delete-pod', FUNC_HANDLER: 'delete_pod' }) };
+  return found;
+}
+
+const running = new Set();
+process.on('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+/**
+ * Starts a target and waits for its first answer (any HTTP status) to a GET of its health path, polling every
+ * millisecond. `cluster`: { host, port, saPrefix } with saPrefix/var/run/secrets/kubernetes.io/serviceaccount.
+ */
+export async function start(name, spec, cluster, extraEnv = {}) {
+  const port = await freePort();
+  const base = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', KUBERNETES_SERVICE_HOST: cluster.host, KUBERNETES_SERVICE_PORT: String(cluster.port) };
+  let command, args, env, health;
+  if (name === 'function') {
+    const fn = functionCommand();
+    [command, args] = [fn.command, fn.args];
+    env = { ...base, ...fn.env, http_port: String(port), METRICS_PORT: String(await freePort()), SERVICEACCOUNT_PATH_PREFIX: cluster.saPrefix, HOSTNAME: `falco-pod-delete-bench-${port}`, ...extraEnv };
+    health = '/_/health';
+  } else if (name === 'trivial') {
+    [command, args, env, health] = [process.execPath, ['bench/trivial.mjs'], { ...base, PORT: String(port) }, '/'];
+  } else {
+    const sa = join(cluster.saPrefix, 'var/run/secrets/kubernetes.io/serviceaccount');
+    const mountAndRun = 'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$0" /run/secrets/kubernetes.io/serviceaccount && exec "$@"';
+    [command, args] = ['unshare', ['-m', '--propagation', 'private', '--', 'sh', '-c', mountAndRun, sa, ...spec.command]];
+    env = { ...base, ...spec.env(port), ...extraEnv };
+    health = name === 'python' ? '/healthz' : '/_/health';
+  }
+  const t0 = performance.now();
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'] });
+  running.add(child);
+  const exited = new Promise((r) => child.once('exit', () => (running.delete(child), r())));
+  for (let i = 0; i < 20_000; i++) {
+    if (child.exitCode !== null) break;
+    try {
+      await fetch(`http://127.0.0.1:${port}${health}`);
+      return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, exited };
+    } catch {
+      await sleep(1);
+    }
+  }
+  child.kill('SIGKILL');
+  throw new Error(`${name} did not answer on port ${port}`);
+}
+
+export async function stop(t) {
+  if (t.child.exitCode === null) t.child.kill('SIGKILL');
+  await t.exited;
+}
+
+/** VmRSS or VmHWM of a process, in MB. */
+export function rss(pid, field = 'VmRSS') {
+  return Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(field)))[1]) / 1024;
+}
+
+/** Time for `node -e 0`, spawn to exit. */
+export function bareNode() {
+  const t0 = performance.now();
+  execFileSync(process.execPath, ['-e', '0']);
+  return performance.now() - t0;
+}
