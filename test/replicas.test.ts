@@ -45,10 +45,33 @@ it('turns hundreds of identical alerts spread over three replicas into exactly o
   const others = answers.filter((a) => a.body.outcome !== 'deleted').map((a) => a.body.outcome);
   expect(new Set(others)).toEqual(new Set(others.filter((o) => o === 'duplicate' || o === 'already gone')));
   expect(others.filter((o) => o === 'duplicate').length).toBeGreaterThan(290);
-  const claims = [...api.leases.values()].filter((l) => l.metadata.name.startsWith('fpd-claim-'));
-  expect(claims).toHaveLength(1);
-  expect(claims[0].metadata.annotations['falco-pod-delete/outcome']).toBe('deleted');
+  // The outcome is written on the claim after the answer; a replica that lost the claim gives back the budget
+  // slot it took alongside, so one pod costs one slot of the cluster-wide budget however many replicas saw it.
+  const leases = (prefix: string) => [...api.leases.values()].filter((l) => l.metadata.name.startsWith(prefix));
+  await until(() => leases('fpd-claim-')[0]?.metadata.annotations['falco-pod-delete/outcome'] === 'deleted' && leases('fpd-budget-').length === 1);
+  expect(leases('fpd-claim-')).toHaveLength(1);
+  expect(leases('fpd-claim-')[0].metadata.annotations['falco-pod-delete/outcome']).toBe('deleted');
+  expect(leases('fpd-budget-')).toHaveLength(1);
 }, 60_000);
+
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+}
+
+it('takes the claim and the budget slot together: both writes in flight at once, before the DELETE', async () => {
+  api.addPod({ namespace: 'default', name: 'overlap' });
+  const [r] = await startReplicas(1, { ACTION_LIMIT: '20' });
+  api.fail({ kind: 'delay', ms: 1000 }, { method: 'POST', path: /\/leases$/, times: 2 });
+  const started = Date.now();
+  const answer = await r.post(shellFor('overlap'));
+  expect(answer.body.outcome).toBe('deleted');
+  const writes = api.requests.filter((q) => q.method === 'POST' && q.path.endsWith('/leases')).map((q) => q.body.metadata.name);
+  expect(writes).toEqual([expect.stringMatching(/^fpd-claim-/), expect.stringMatching(/^fpd-budget-/)]);
+  // Two 1 s writes one after the other would take 2 s; together, one (a margin of 0.9 s for a slow machine).
+  expect(Date.now() - started).toBeLessThan(1900);
+  const order = api.requests.map((q) => `${q.method} ${q.path.split('/').slice(-2).join('/')}`);
+  expect(order.indexOf('DELETE pods/overlap')).toBeGreaterThan(order.lastIndexOf('POST openfaas-fn/leases'));
+}, 30_000);
 
 it('acts on at most ACTION_LIMIT pods in total when 60 alerts for 60 pods are spread over three replicas', async () => {
   for (let i = 0; i < 60; i++) api.addPod({ namespace: 'default', name: `pod-${i}` });

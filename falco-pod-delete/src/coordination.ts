@@ -80,31 +80,40 @@ export class Coordinator {
   }
 
   /**
-   * One slot of the cluster-wide budget, or false when the window is full. The budget is ACTION_LIMIT slot
-   * Leases (fpd-budget-0 .. N-1), each held for the window from its renewTime: taking a free slot is one
-   * create (AlreadyExists: taken), an expired one is taken over under a resourceVersion precondition.
-   * Concurrent actions start at different slots, so they do not take turns on one object.
+   * One slot of the cluster-wide budget: the Lease taken (undefined when there is no limit), or 'full' when the
+   * window is full. The budget is ACTION_LIMIT slot Leases (fpd-budget-0 .. N-1), each held for the window from
+   * its renewTime: taking a free slot is one create (AlreadyExists: taken), an expired one is taken over under a
+   * resourceVersion precondition. Concurrent actions start at different slots, so they do not take turns on one object.
    */
-  async takeSlot(deadline: Deadline): Promise<boolean> {
+  async takeSlot(deadline: Deadline): Promise<LeaseRecord | undefined | 'full'> {
     const { namespace, actionLimit, actionWindowMs } = this.settings;
-    if (actionLimit === 0) return true;
+    if (actionLimit === 0) return undefined;
     const start = Math.floor(Math.random() * actionLimit);
     const spec = (name: string) => ({ ...this.spec(name, {}, { ...MANAGED, 'falco-pod-delete/role': 'budget' }), durationSeconds: Math.ceil(actionWindowMs / 1000) });
     for (let i = 0; i < actionLimit; i++) {
       const name = `${BUDGET_SLOT}${(start + i) % actionLimit}`;
       const created = await this.kube.createLease(namespace, spec(name), deadline);
-      if (created !== 'exists') return true;
+      if (created !== 'exists') return created;
       const held = await this.kube.readLease(namespace, name, deadline);
       if (!held) {
-        if ((await this.kube.createLease(namespace, spec(name), deadline)) !== 'exists') return true;
+        const again = await this.kube.createLease(namespace, spec(name), deadline);
+        if (again !== 'exists') return again;
         continue;
       }
       const renewed = held.renewTime?.getTime() ?? held.created?.getTime() ?? Date.now();
       if (Date.now() - renewed < actionWindowMs) continue;
       const taken = await this.kube.replaceLease(namespace, held.resourceVersion, spec(name), deadline);
-      if (taken !== 'conflict' && taken !== 'gone') return true;
+      if (taken !== 'conflict' && taken !== 'gone') return taken;
     }
-    return false;
+    return 'full';
+  }
+
+  /**
+   * Gives a slot back when no action followed (the claim was lost, or failed). Only the replica that took it
+   * within the window deletes it: nobody else may take it over before the window ends.
+   */
+  async giveBackSlot(slot: LeaseRecord, deadline: Deadline): Promise<void> {
+    await this.kube.deleteLease(this.settings.namespace, slot.name, deadline);
   }
 
   /** Best effort, at most once a minute: deletes settled claims well past their time. */

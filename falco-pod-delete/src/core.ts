@@ -182,8 +182,8 @@ export class FalcoResponse {
 
   /** Waits for work still under way after its answer (RESPONSE_MODE=async actions, Event writes), for a graceful stop. */
   async drain(): Promise<void> {
-    while (this.pending.size > 0 || this.responder.pendingEvents.size > 0) {
-      await Promise.allSettled([...this.pending, ...this.responder.pendingEvents]);
+    while (this.pending.size > 0 || this.responder.pendingWrites.size > 0) {
+      await Promise.allSettled([...this.pending, ...this.responder.pendingWrites]);
     }
   }
 

@@ -3,11 +3,11 @@
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer } from './bounds.js';
 import type { Coordinator } from './coordination.js';
-import type { Deadline } from './deadline.js';
+import { Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
 import { EvidenceCollector, type EvidenceSink } from './evidence.js';
-import { type Kube, KubeError, type LeaseRecord, type MutationResult, type PodSnapshot } from './kube.js';
+import { type Kube, KubeError, type MutationResult, type PodSnapshot } from './kube.js';
 import { type Outcome, type WorkloadFacts, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
 import { Verifier } from './verify.js';
@@ -42,6 +42,7 @@ export class Responder {
   private readonly verifier: Verifier | undefined;
   private readonly workloads: Workloads | undefined;
   private readonly evidence: EvidenceCollector | undefined;
+  private readonly afterAnswer = new Set<Promise<void>>();
 
   constructor(
     private readonly kube: Kube | null,
@@ -63,8 +64,9 @@ export class Responder {
     }
   }
 
-  get pendingEvents(): Set<Promise<void>> {
-    return this.events.pending;
+  /** Writes that follow the answer (Events, a claim's outcome, a slot given back): a graceful stop waits for them. */
+  get pendingWrites(): Set<Promise<void>> {
+    return new Set([...this.events.pending, ...this.afterAnswer]);
   }
 
   get eventsSuppressed(): number {
@@ -134,20 +136,41 @@ export class Responder {
       const verdict = this.workloads.guard(workload, pod, d.action, d.workload);
       if ('refuse' in verdict) return { ...this.refused(alert, d, d.action, pod, verdict.refuse), workload };
       const action = verdict.proceed;
-      let claim: LeaseRecord | undefined;
-      if (this.coordinator) {
-        const c = await this.coordinator.claim(pod, deadline);
-        if (!c.won) {
-          const first = c.outcome ?? { result: 'accepted' as const, reason: `being handled by replica ${c.holder}` };
-          return { ...base, result: 'duplicate', code: 'claimed', reason: `claimed by replica ${c.holder}: ${c.outcome ? c.outcome.result : 'in progress'}`, workload, first };
-        }
-        claim = c.lease;
+      if (!this.limiter.tryTake()) return { ...this.rateLimited(alert, d, action, pod), workload };
+      // The claim (exactly once across replicas) and a slot of the cluster-wide budget: both must be held before
+      // acting, and each is one write, so they are taken together; what turns out not to be needed is given back.
+      const coordinator = this.coordinator;
+      const [claimed, slot] = coordinator
+        ? await Promise.allSettled([coordinator.claim(pod, deadline), coordinator.takeSlot(deadline)])
+        : [undefined, undefined];
+      const slotLease = slot?.status === 'fulfilled' && typeof slot.value === 'object' ? slot.value : undefined;
+      const claim = claimed?.status === 'fulfilled' && claimed.value.won ? claimed.value.lease : undefined;
+      const giveBack = () => {
+        this.limiter.giveBack();
+        if (slotLease && coordinator) this.later((dl) => coordinator.giveBackSlot(slotLease, dl));
+      };
+      const releaseClaim = () => {
+        if (claim && coordinator) this.later((dl) => coordinator.release(claim, dl));
+      };
+      if (claimed?.status === 'rejected' || (claimed && !claim)) {
+        giveBack();
+        if (claimed.status === 'rejected') throw claimed.reason;
+        const lost = claimed.value as Extract<Awaited<ReturnType<Coordinator['claim']>>, { won: false }>;
+        const first = lost.outcome ?? { result: 'accepted' as const, reason: `being handled by replica ${lost.holder}` };
+        return { ...base, result: 'duplicate', code: 'claimed', reason: `claimed by replica ${lost.holder}: ${lost.outcome ? lost.outcome.result : 'in progress'}`, workload, first };
       }
-      const outcome = { ...(await this.actClaimed(alert, d, action, pod, workload, deadline)), workload };
-      if (claim && this.coordinator) {
-        // A failure or a refused action gives the claim up, so that the next alert can act.
-        if (outcome.result === 'failed' || outcome.result === 'rate-limited') await this.coordinator.release(claim, deadline).catch(() => undefined);
-        else await this.coordinator.settle(claim, outcome.result, outcome.reason, deadline).catch(() => undefined);
+      if (slot?.status === 'rejected' || slot?.value === 'full') {
+        this.limiter.giveBack();
+        releaseClaim();
+        if (slot.status === 'rejected') throw slot.reason;
+        return { ...this.rateLimited(alert, d, action, pod), workload };
+      }
+      const outcome = { ...(await this.actClaimed(alert, d, action, pod, workload, giveBack, deadline)), workload };
+      if (claim && coordinator) {
+        // After the answer. A failure gives the claim up, so that the next alert can act; anything else is
+        // recorded on it, so that replicas that lost it answer with what happened.
+        if (outcome.result === 'failed') releaseClaim();
+        else this.later((dl) => coordinator.settle(claim, outcome.result, outcome.reason, dl));
       }
       return outcome;
     } catch (e) {
@@ -155,23 +178,36 @@ export class Responder {
     }
   }
 
+  /** A write that need not hold up the answer, with its own deadline; a graceful stop waits for it. */
+  private later(write: (deadline: Deadline) => Promise<void>): void {
+    const deadline = new Deadline(this.settings.eventDeadlineMs);
+    const p: Promise<void> = write(deadline)
+      .catch(() => undefined)
+      .finally(() => {
+        deadline.dispose();
+        this.afterAnswer.delete(p);
+      });
+    this.afterAnswer.add(p);
+  }
+
+  private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot): Outcome {
+    const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
+    this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
+    return { decision: action, pod: d.pod, result: 'rate-limited', code: 'rate-limited', reason };
+  }
+
   private refused(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, r: { code: string; reason: string }): Outcome {
     this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action}: ${r.reason}`);
     return { decision: d.action, pod: d.pod, result: 'skipped', ...r };
   }
 
-  /** Once this replica holds the pod (or is the only replica): the budget, the evidence, the action. */
-  private async actClaimed(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, deadline: Deadline): Promise<Outcome> {
+  /** Once this replica holds the pod (or is the only replica) and a slot of the budget: the evidence, the action. */
+  private async actClaimed(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, giveBack: () => void, deadline: Deadline): Promise<Outcome> {
     const base = { decision: action, pod: d.pod } as const;
     try {
-      if (!(await this.takeSlot(deadline))) {
-        const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
-        this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
-        return { ...base, result: 'rate-limited', code: 'rate-limited', reason };
-      }
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
       const result = await this.perform(action, d, pod, deadline);
-      if (result !== 'done') this.limiter.giveBack();
+      if (result !== 'done') giveBack();
       if (result === 'gone') return { ...base, evidence, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${action}` };
       if (result === 'replaced') return { ...base, evidence, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${DONE[action]}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
       if (typeof result === 'object') {
@@ -190,15 +226,6 @@ export class Responder {
       if (e instanceof KubeError && e.code === 'guardrail') this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action} by the API server: ${e.message}`);
       return failed(action, e, d.pod);
     }
-  }
-
-  private async takeSlot(deadline: Deadline): Promise<boolean> {
-    if (!this.limiter.tryTake()) return false;
-    if (this.coordinator && !(await this.coordinator.takeSlot(deadline))) {
-      this.limiter.giveBack();
-      return false;
-    }
-    return true;
   }
 
   private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<MutationResult | { blocked: string }> {
