@@ -27,7 +27,8 @@ const began = performance.now();
 
 function generate(args) {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, ['bench/loadgen.mjs', JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, ['bench/loadgen.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    c.stdin.end(JSON.stringify(args)); // on stdin: hundreds of alerts exceed the argument size limit
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     const timer = setTimeout(() => c.kill('SIGKILL'), 180_000);
@@ -63,14 +64,18 @@ if (!ONLY || ONLY === 'stand-in') {
   const sa = stageServiceAccount('bench-token');
   const cluster = { host: '127.0.0.1', port: api.port, saPrefix: sa.prefix };
 
-  log('load generator ceiling: a trivial server');
+  log('load generator ceiling (a trivial server) and the Express floor (Express answering at once)');
   const ceiling = [];
+  const floor = [];
   for (let i = 0; i < RUNS; i++) {
-    const t = await T.start('trivial', undefined, cluster);
-    ceiling.push((await generate({ mode: 'burst', url: t.url, body: declined('function'), ...BURST })).rps);
-    await T.stop(t);
+    for (const [name, into] of [['trivial', ceiling], ['express', floor]]) {
+      const t = await T.start(name, undefined, cluster);
+      into.push((await generate({ mode: 'burst', url: t.url, body: declined('function'), ...BURST })).rps);
+      await T.stop(t);
+    }
   }
   results.ceiling = median(ceiling);
+  results.expressFloor = median(floor);
   const bare = Array.from({ length: 7 }, () => T.bareNode());
   results.bare = median(bare);
   log('bare DELETE with client-node, one at a time');
@@ -223,6 +228,8 @@ const lines = [
   `- Peers: ${peerNames.map((p) => `${p}: ${available[p].missing ? `**missing** (${available[p].missing})` : 'run'}`).join('; ')}`,
   `- Load generator ceiling (against bench/trivial.mjs, a Node server that answers 200 at once): **${fmt(results.ceiling, 0)} requests/s** with`,
   `  ${BURST.connections} in flight and a new connection each. No target can be measured faster than that here; a figure near it is the generator's.`,
+  `- Express floor (bench/express-floor.mjs: Express 5 set up as the template sets it up, answering a fixed 200 at once): **${fmt(results.expressFloor, 0)} requests/s**,`,
+  '  the most any Express handler can decline here, whatever it does.',
   '',
   '## Stand-in API (TLS on loopback, answers at once)',
   '',

@@ -1,4 +1,4 @@
-// The load generator, in its own process, so that its cost is not the function's. argv[2] = JSON, one of:
+// The load generator, in its own process, so that its cost is not the function's. argv[2] or stdin = JSON, one of:
 //   { mode: 'burst', url, body, connections, durationMs }
 //       closed loop: `connections` requests in flight, each on a new TCP connection (Connection: close), for
 //       durationMs; `body` may hold __N__, replaced by a 12-digit request number (unique alert uuids).
@@ -16,7 +16,12 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 
-const o = JSON.parse(process.argv[2]);
+let input = process.argv[2];
+if (input === undefined) {
+  input = '';
+  for await (const chunk of process.stdin) input += chunk;
+}
+const o = JSON.parse(input);
 const now = () => performance.now();
 const quantile = (xs, q) => {
   const s = Float64Array.from(xs).sort();

@@ -5,6 +5,8 @@
 // private mount namespace where /run/secrets/kubernetes.io/serviceaccount is the staged directory).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { freePort } from '../test/support/control-plane.mjs';
@@ -19,7 +21,9 @@ export function functionCommand() {
   const stack = parse(readFileSync('stack.yml', 'utf8'));
   const env = Object.fromEntries(Object.entries(stack.functions['falco-pod-delete'].environment).map(([k, v]) => [k, String(v)]));
   const dockerEnv = Object.fromEntries([...dockerfile.matchAll(/^ENV (\w+)="([^"]*)"/gm)].map((m) => [m[1], m[2]]));
-  return { command: fprocess[0] === 'node' ? process.execPath : fprocess[0], args: fprocess.slice(1), env: { NODE_ENV: dockerEnv.NODE_ENV ?? 'production', ...env } };
+  // BENCH_NODE_FLAGS: extra node flags for a profile (node refuses --cpu-prof in NODE_OPTIONS).
+  const flags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
+  return { command: fprocess[0] === 'node' ? process.execPath : fprocess[0], args: [...flags, ...fprocess.slice(1)], env: { NODE_ENV: dockerEnv.NODE_ENV ?? 'production', ...env } };
 }
 
 /** Which peers can run here, and for those that cannot, why. */
@@ -61,8 +65,9 @@ export async function start(name, spec, cluster, extraEnv = {}) {
     [command, args] = [fn.command, fn.args];
     env = { ...base, ...fn.env, http_port: String(port), METRICS_PORT: String(await freePort()), SERVICEACCOUNT_PATH_PREFIX: cluster.saPrefix, HOSTNAME: `falco-pod-delete-bench-${port}`, ...extraEnv };
     health = '/_/health';
-  } else if (name === 'trivial') {
-    [command, args, env, health] = [process.execPath, ['bench/trivial.mjs'], { ...base, PORT: String(port) }, '/'];
+  } else if (name === 'trivial' || name === 'express') {
+    const script = name === 'trivial' ? 'bench/trivial.mjs' : 'bench/express-floor.mjs';
+    [command, args, env, health] = [process.execPath, [script], { ...base, NODE_OPTIONS: functionCommand().env.NODE_OPTIONS ?? '', PORT: String(port) }, '/'];
   } else {
     const sa = join(cluster.saPrefix, 'var/run/secrets/kubernetes.io/serviceaccount');
     const mountAndRun = 'mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io && ln -s "$0" /run/secrets/kubernetes.io/serviceaccount && exec "$@"';
@@ -74,14 +79,21 @@ export async function start(name, spec, cluster, extraEnv = {}) {
   const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'] });
   running.add(child);
   const exited = new Promise((r) => child.once('exit', () => (running.delete(child), r())));
-  for (let i = 0; i < 20_000; i++) {
-    if (child.exitCode !== null) break;
-    try {
-      await fetch(`http://127.0.0.1:${port}${health}`);
-      return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, exited };
-    } catch {
+  // A TCP connect every millisecond until the port listens (cheap, so that the poll does not slow the start it
+  // measures on a small machine), then the first HTTP answer.
+  for (let i = 0; i < 20_000 && child.exitCode === null; i++) {
+    const listening = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (!listening) {
       await sleep(1);
+      continue;
     }
+    const answered = await new Promise((resolve) => {
+      http.get(`http://127.0.0.1:${port}${health}`, (res) => (res.resume(), resolve(true))).on('error', () => resolve(false));
+    });
+    if (answered) return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, exited };
   }
   child.kill('SIGKILL');
   throw new Error(`${name} did not answer on port ${port}`);

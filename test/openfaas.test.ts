@@ -23,11 +23,10 @@ describe('a Falcosidekick alert for a pod in default', () => {
       body: { preconditions: { uid: pod.metadata.uid } },
     });
     expect(t.api.pods.has('default/kubecon')).toBe(false);
-    expect(t.api.workloadCalls.map((c) => `${c.method} ${c.path}`)).toEqual([
-      'GET /api/v1/namespaces/default/pods/kubecon',
-      'GET /api/v1/namespaces/default',
-      'DELETE /api/v1/namespaces/default/pods/kubecon',
-    ]);
+    // The pod and its namespace are read together (either may arrive first), then the DELETE.
+    const calls = t.api.workloadCalls.map((c) => `${c.method} ${c.path}`);
+    expect(calls.slice(0, 2).sort()).toEqual(['GET /api/v1/namespaces/default', 'GET /api/v1/namespaces/default/pods/kubecon']);
+    expect(calls.slice(2)).toEqual(['DELETE /api/v1/namespaces/default/pods/kubecon']);
     for (const c of t.api.requests) expect(c.authorization).toBe(`Bearer ${TOKEN}`);
   });
 
@@ -198,7 +197,7 @@ describe('when the Kubernetes API refuses or fails', () => {
 
   it('answers 502 when the API sends an HTML page instead of a Pod, and keeps serving', async () => {
     t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    t.api.fail({ kind: 'garbage', code: 200, contentType: 'text/html', text: '<html><body>502 Bad Gateway</body></html>' }, { method: 'GET' });
+    t.api.fail({ kind: 'garbage', code: 200, contentType: 'text/html', text: '<html><body>502 Bad Gateway</body></html>' }, { method: 'GET', path: /\/pods\// });
     await start();
     const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(502);
@@ -206,5 +205,16 @@ describe('when the Kubernetes API refuses or fails', () => {
     expect(t.api.calls('DELETE')).toHaveLength(0);
     const again = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(again.body).toMatchObject({ outcome: 'deleted' });
+  });
+
+  it('answers 502 and deletes nothing when the namespace read (its opt-out label) comes back as something else', async () => {
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'garbage', code: 200, contentType: 'application/json', text: '{"kind":"Status","items":[]}' }, { method: 'GET', path: /\/namespaces\/default$/ });
+    await start();
+    const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
+    expect(r.status).toBe(502);
+    expect(r.body).toMatchObject({ outcome: 'failed', code: 'bad-response' });
+    expect(r.body.reason).toContain('get namespaces default');
+    expect(t.api.calls('DELETE')).toHaveLength(0);
   });
 });

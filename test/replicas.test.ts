@@ -65,7 +65,7 @@ it('takes the claim and the budget slot together: both writes in flight at once,
   const started = Date.now();
   const answer = await r.post(shellFor('overlap'));
   expect(answer.body.outcome).toBe('deleted');
-  const writes = api.requests.filter((q) => q.method === 'POST' && q.path.endsWith('/leases')).map((q) => q.body.metadata.name);
+  const writes = api.requests.filter((q) => q.method === 'POST' && q.path.endsWith('/leases')).map((q) => (q.body as { metadata: { name: string } }).metadata.name);
   expect(writes).toEqual([expect.stringMatching(/^fpd-claim-/), expect.stringMatching(/^fpd-budget-/)]);
   // Two 1 s writes one after the other would take 2 s; together, one (a margin of 0.9 s for a slow machine).
   expect(Date.now() - started).toBeLessThan(1900);

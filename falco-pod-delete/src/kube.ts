@@ -466,7 +466,11 @@ export class ClientNodeKube implements Kube {
   async readNamespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
     const r = await this.call({ verb: 'get', resource: 'namespaces', namespace: undefined }, deadline, (o) => this.core.readNamespace({ name: namespace }, o));
     if (isStatus(r)) return null;
-    return r.metadata?.labels ?? {};
+    // Its labels decide the opt-out: an answer that is not that namespace must not read as "no labels".
+    if (r?.metadata?.name !== namespace) {
+      throw new KubeError('bad-response', 'get', 'namespaces', undefined, `the Kubernetes API answered get namespaces ${namespace} with something that is not that namespace`);
+    }
+    return r.metadata.labels ?? {};
   }
 
   async deletePod(pod: PodRef, uid: string, gracePeriodSeconds: number | undefined, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {

@@ -128,9 +128,10 @@ export class Responder {
       return { ...base, result: 'dry-run', code: 'no-cluster', reason: `dry-run (no cluster configured): would ${d.action} ${d.pod.namespace}/${d.pod.name} (policy entry "${d.entry}")` };
     }
     try {
+      const namespaceLabels = this.verifier.prefetch(d.pod.namespace, deadline);
       const pod = await this.kube.readPod(d.pod, deadline);
       if (!pod) return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist` };
-      const refusal = await this.verifier.verify(d, pod, deadline);
+      const refusal = await this.verifier.verify(d, pod, deadline, namespaceLabels);
       if (refusal) return this.refused(alert, d, d.action, pod, refusal);
       const workload = await this.workloads.resolve(pod, deadline);
       const verdict = this.workloads.guard(workload, pod, d.action, d.workload);

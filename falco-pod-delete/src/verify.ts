@@ -14,11 +14,21 @@ const NAMESPACE_TTL_MS = 10_000;
 
 export class Verifier {
   /** Namespace labels, kept briefly so that a burst costs one read per namespace. */
-  private readonly namespaces = new Map<string, { labels: Record<string, string> | null; at: number }>();
+  private readonly namespaces = new Map<string, { labels: Promise<Record<string, string> | null>; at: number }>();
 
   constructor(private readonly kube: Kube, private readonly optOutLabel: string) {}
 
-  async verify(d: Act, pod: PodSnapshot, deadline: Deadline): Promise<Refusal | undefined> {
+  /**
+   * Starts the namespace read beside the pod read (both need only the alert's namespace): one round trip
+   * instead of two when the cache is cold. Its failure surfaces where verify awaits it, or nowhere.
+   */
+  prefetch(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+    const labels = this.namespaceLabels(namespace, deadline);
+    labels.catch(() => undefined);
+    return labels;
+  }
+
+  async verify(d: Act, pod: PodSnapshot, deadline: Deadline, namespaceLabels = this.namespaceLabels(pod.namespace, deadline)): Promise<Refusal | undefined> {
     if (d.podUid && d.podUid !== pod.uid) {
       return { code: 'uid-mismatch', reason: `the alert's k8s.pod.uid ${d.podUid} is not the uid of ${pod.namespace}/${pod.name} (${pod.uid}): stale or forged alert` };
     }
@@ -27,19 +37,26 @@ export class Verifier {
     }
     if (pod.deleting) return { code: 'terminating', reason: `${pod.namespace}/${pod.name} is already being deleted` };
     if (pod.labels[this.optOutLabel] === 'true') return { code: 'opt-out', reason: `pod carries the opt-out label ${this.optOutLabel}=true` };
-    const nsLabels = await this.namespaceLabels(pod.namespace, deadline);
+    const nsLabels = await namespaceLabels;
     if (nsLabels && nsLabels[this.optOutLabel] === 'true') {
       return { code: 'opt-out', reason: `namespace ${pod.namespace} carries the opt-out label ${this.optOutLabel}=true` };
     }
     return undefined;
   }
 
-  private async namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+  /** One read per namespace at a time: concurrent alerts for one namespace share the read under way. */
+  private namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
     const cached = this.namespaces.get(namespace);
     if (cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
-    const labels = await this.kube.readNamespaceLabels(namespace, deadline);
+    const labels = this.kube.readNamespaceLabels(namespace, deadline);
     if (this.namespaces.size >= 1000) this.namespaces.clear();
-    this.namespaces.set(namespace, { labels, at: Date.now() });
+    const entry = { labels, at: Date.now() };
+    this.namespaces.set(namespace, entry);
+    // A failed read is not kept: the next alert asks again.
+    labels.catch(() => {
+      if (this.namespaces.get(namespace) === entry) this.namespaces.delete(namespace);
+    });
     return labels;
   }
+
 }
