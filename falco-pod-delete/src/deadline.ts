@@ -5,7 +5,11 @@ export class Deadline {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(readonly ms: number, private readonly start = Date.now()) {
+  /**
+   * background: a write after the answer (an Event, a claim's outcome, a slot given back). It waits while
+   * calls on an alert's path wait, so that in a burst those reach the API first.
+   */
+  constructor(readonly ms: number, private readonly start = Date.now(), readonly background = false) {
     this.timer = setTimeout(() => this.controller.abort(), ms);
     this.timer.unref();
   }
@@ -38,51 +42,74 @@ export class Deadline {
   }
 }
 
-/** A counting semaphore whose waiters give up at their deadline. */
+/**
+ * A counting semaphore whose waiters give up at their deadline. Background callers (Deadline.background) hold
+ * at most a quarter of the slots, and get one only when no foreground caller waits.
+ */
 export class Slots {
   private inUse = 0;
+  private backgroundInUse = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly waitingBackground: (() => void)[] = [];
+  private readonly backgroundSize: number;
 
-  constructor(private readonly size: number) {}
+  constructor(private readonly size: number) {
+    this.backgroundSize = Math.max(1, Math.floor(size / 4));
+  }
 
   get busy(): number {
     return this.inUse;
   }
 
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.length + this.waitingBackground.length;
+  }
+
+  private free(background: boolean): boolean {
+    if (this.inUse >= this.size) return false;
+    return !background || (this.waiting.length === 0 && this.backgroundInUse < this.backgroundSize);
   }
 
   async acquire(deadline: Deadline, what: { verb: string; resource: string; namespace: string | undefined }): Promise<() => void> {
-    if (this.inUse < this.size) {
-      this.inUse++;
-      return this.releaser();
-    }
+    const background = deadline.background;
+    if (this.free(background)) return this.take(background);
+    const queue = background ? this.waitingBackground : this.waiting;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => {
-        const i = this.waiting.indexOf(grant);
-        if (i >= 0) this.waiting.splice(i, 1);
+        const i = queue.indexOf(grant);
+        if (i >= 0) queue.splice(i, 1);
         reject(new KubeError('timeout', what.verb, what.resource, what.namespace, `no Kubernetes API slot became free before the deadline for ${what.verb} ${what.resource}`));
       };
       const grant = () => {
         deadline.signal.removeEventListener('abort', onAbort);
+        this.inUse++;
+        if (background) this.backgroundInUse++;
         resolve();
       };
       if (deadline.signal.aborted) return onAbort();
       deadline.signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(grant);
+      queue.push(grant);
     });
-    return this.releaser();
+    return this.releaser(background);
   }
 
-  private releaser(): () => void {
+  /** Counts the slot as taken: at once when free, or when a release grants it (so nobody takes it in between). */
+  private take(background: boolean): () => void {
+    this.inUse++;
+    if (background) this.backgroundInUse++;
+    return this.releaser(background);
+  }
+
+  private releaser(background: boolean): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const next = this.waiting.shift();
-      if (next) next(); // the slot passes straight to the next waiter
-      else this.inUse--;
+      this.inUse--;
+      if (background) this.backgroundInUse--;
+      // Foreground waiters first; a background one only when none waits and its share allows.
+      if (this.waiting.length > 0) this.waiting.shift()?.();
+      else if (this.waitingBackground.length > 0 && this.free(true)) this.waitingBackground.shift()?.();
     };
   }
 }

@@ -32,7 +32,7 @@ export class EventRecorder {
     }
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
     // Its own deadline: the alert's may end with the answer.
-    const deadline = new Deadline(this.settings.eventDeadlineMs);
+    const deadline = new Deadline(this.settings.eventDeadlineMs, Date.now(), true);
     const write = kube
       .createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline)
       .catch((e: unknown) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }))

@@ -181,7 +181,7 @@ export class Responder {
 
   /** A write that need not hold up the answer, with its own deadline; a graceful stop waits for it. */
   private later(write: (deadline: Deadline) => Promise<void>): void {
-    const deadline = new Deadline(this.settings.eventDeadlineMs);
+    const deadline = new Deadline(this.settings.eventDeadlineMs, Date.now(), true);
     const p: Promise<void> = write(deadline)
       .catch(() => undefined)
       .finally(() => {
