@@ -14,12 +14,13 @@ import { freePort } from '../test/support/control-plane.mjs';
 export const SHARED = resolve(process.env.FPD_SHARED ?? '../shared');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The image's command (the Dockerfile's fprocess) and stack.yml's environment for the function. */
+/** The image's command (stack.yml's fprocess, else the Dockerfile's) and stack.yml's environment for the function. */
 export function functionCommand() {
   const dockerfile = readFileSync('template/node18-ts-middleware/Dockerfile', 'utf8');
-  const fprocess = /^ENV fprocess="([^"]+)"/m.exec(dockerfile)[1].split(' ');
   const stack = parse(readFileSync('stack.yml', 'utf8'));
-  const env = Object.fromEntries(Object.entries(stack.functions['falco-pod-delete'].environment).map(([k, v]) => [k, String(v)]));
+  const { fprocess: own, ...env } = Object.fromEntries(Object.entries(stack.functions['falco-pod-delete'].environment).map(([k, v]) => [k, String(v)]));
+  // stack.yml's fprocess replaces the image's, as the watchdog reads it from the environment.
+  const fprocess = (own ?? /^ENV fprocess="([^"]+)"/m.exec(dockerfile)[1]).split(' ');
   const dockerEnv = Object.fromEntries([...dockerfile.matchAll(/^ENV (\w+)="([^"]*)"/gm)].map((m) => [m[1], m[2]]));
   // BENCH_NODE_FLAGS: extra node flags for a profile (node refuses --cpu-prof in NODE_OPTIONS).
   const flags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];

@@ -10,7 +10,7 @@ const read = (p: string) => readFileSync(p, 'utf8');
 const rbac = YAML.parseAllDocuments(read('rbac.yaml')).map((d) => d.toJS() as Record<string, any>);
 const stack = YAML.parse(read('stack.yml')) as { functions: Record<string, Record<string, any>> };
 const fnSpec = stack.functions['falco-pod-delete'];
-const WATCHDOG_ENV = new Set(['exec_timeout', 'read_timeout', 'write_timeout', 'NODE_OPTIONS']);
+const WATCHDOG_ENV = new Set(['exec_timeout', 'read_timeout', 'write_timeout', 'NODE_OPTIONS', 'fprocess']);
 
 describe('stack.yml and the template', () => {
   const lang = fnSpec.lang as string;
@@ -32,6 +32,14 @@ describe('stack.yml and the template', () => {
     expect(dockerfile).toMatch(/FROM .*ghcr\.io\/openfaas\/of-watchdog:/);
     expect(dockerfile).toMatch(/^USER 10001:10001$/m);
     expect(dockerfile).toMatch(/ENV prefix_logs="false"/);
+  });
+
+  it("overrides the image's fprocess only with node flags in front of the same entry", () => {
+    const [node, ...args] = String(fnSpec.environment.fprocess).split(' ');
+    const [imageNode, ...imageArgs] = template.fprocess.split(' ');
+    expect(node).toBe(imageNode);
+    expect(args.slice(-imageArgs.length)).toEqual(imageArgs);
+    expect(args.slice(0, -imageArgs.length)).toEqual(['--lite-mode']);
   });
 
   it('runs as the ServiceAccount that rbac.yaml defines', () => {

@@ -137,12 +137,16 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
     expect(() => execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'touch', join(readOnly, 'dist', 'x')], { stdio: 'pipe' })).toThrow();
   });
 
-  itCluster('deletes a pod on the real API server, through the watchdog, in-cluster', async () => {
+  itCluster("deletes a pod on the real API server, through the watchdog, in-cluster, with stack.yml's environment over the image's", async () => {
     const admin = new Admin();
     const ns = await admin.namespace('apps');
     const pod = await admin.pod(ns, 'web-0');
-    w = await startWatchdog(tools, image.ship, image.env, inClusterEnv({ RECORD_EVENTS: 'false' }).env);
+    // As faas-cli up deploys it: stack.yml's environment (its fprocess with --lite-mode, NODE_OPTIONS) set on the container.
+    const deployed = (YAML.parse(readFileSync('stack.yml', 'utf8')) as { functions: Record<string, { environment: Record<string, unknown> }> }).functions['falco-pod-delete'].environment;
+    const stackEnv = Object.fromEntries(Object.entries(deployed).map(([k, v]) => [k, String(v)]));
+    w = await startWatchdog(tools, image.ship, { ...image.env, ...stackEnv }, inClusterEnv({ RECORD_EVENTS: 'false' }).env);
     await untilReady(w);
+    expect(readFileSync(`/proc/${w.functionPid()}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(1)).toEqual(stackEnv.fprocess.split(' ').slice(1));
     const alert = withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': ns, 'k8s.pod.name': 'web-0', 'container.id': pod.containerId.slice(0, 12) });
     const r = await post(w, alert);
     expect(r.status).toBe(200);
