@@ -56,14 +56,15 @@ process.on('exit', () => {
 /**
  * Starts a target and waits for its first answer (any HTTP status) to a GET of its health path, polling every
  * millisecond. `cluster`: { host, port, saPrefix } with saPrefix/var/run/secrets/kubernetes.io/serviceaccount.
+ * nodeFlags: node flags in front of the function's command.
  */
-export async function start(name, spec, cluster, extraEnv = {}) {
+export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = []) {
   const port = await freePort();
   const base = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', KUBERNETES_SERVICE_HOST: cluster.host, KUBERNETES_SERVICE_PORT: String(cluster.port) };
   let command, args, env, health;
   if (name === 'function') {
     const fn = functionCommand();
-    [command, args] = [fn.command, fn.args];
+    [command, args] = [fn.command, [...nodeFlags, ...fn.args]];
     env = { ...base, ...fn.env, http_port: String(port), METRICS_PORT: String(await freePort()), SERVICEACCOUNT_PATH_PREFIX: cluster.saPrefix, HOSTNAME: `falco-pod-delete-bench-${port}`, ...extraEnv };
     health = '/_/health';
   } else if (name === 'trivial' || name === 'express') {

@@ -34,14 +34,6 @@ describe('stack.yml and the template', () => {
     expect(dockerfile).toMatch(/ENV prefix_logs="false"/);
   });
 
-  it("overrides the image's fprocess only with node flags in front of the same entry", () => {
-    const [node, ...args] = String(fnSpec.environment.fprocess).split(' ');
-    const [imageNode, ...imageArgs] = template.fprocess.split(' ');
-    expect(node).toBe(imageNode);
-    expect(args.slice(-imageArgs.length)).toEqual(imageArgs);
-    expect(args.slice(0, -imageArgs.length)).toEqual(['--lite-mode']);
-  });
-
   it('runs as the ServiceAccount that rbac.yaml defines', () => {
     const sa = rbac.find((o) => o.kind === 'ServiceAccount');
     expect(fnSpec.annotations['com.openfaas.serviceaccount']).toBe(sa?.metadata.name);

@@ -141,12 +141,13 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
     const admin = new Admin();
     const ns = await admin.namespace('apps');
     const pod = await admin.pod(ns, 'web-0');
-    // As faas-cli up deploys it: stack.yml's environment (its fprocess with --lite-mode, NODE_OPTIONS) set on the container.
+    // As faas-cli up deploys it: stack.yml's environment (NODE_OPTIONS, and fprocess when it sets one) on the container.
     const deployed = (YAML.parse(readFileSync('stack.yml', 'utf8')) as { functions: Record<string, { environment: Record<string, unknown> }> }).functions['falco-pod-delete'].environment;
     const stackEnv = Object.fromEntries(Object.entries(deployed).map(([k, v]) => [k, String(v)]));
     w = await startWatchdog(tools, image.ship, { ...image.env, ...stackEnv }, inClusterEnv({ RECORD_EVENTS: 'false' }).env);
     await untilReady(w);
-    expect(readFileSync(`/proc/${w.functionPid()}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(1)).toEqual(stackEnv.fprocess.split(' ').slice(1));
+    expect(readFileSync(`/proc/${w.functionPid()}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(1)).toEqual((stackEnv.fprocess ?? image.env.fprocess).split(' ').slice(1));
+    expect(readFileSync(`/proc/${w.functionPid()}/environ`, 'utf8').split('\0')).toContain(`NODE_OPTIONS=${stackEnv.NODE_OPTIONS}`);
     const alert = withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': ns, 'k8s.pod.name': 'web-0', 'container.id': pod.containerId.slice(0, 12) });
     const r = await post(w, alert);
     expect(r.status).toBe(200);
