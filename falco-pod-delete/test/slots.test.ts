@@ -2,8 +2,8 @@ import { Deadline, Slots } from '../src/deadline.js';
 
 const what = { verb: 'create', resource: 'events', namespace: 'default' };
 const deadlines: Deadline[] = [];
-const dl = (background = false) => {
-  const d = new Deadline(5000, Date.now(), background);
+const dl = (background = false, start = Date.now()) => {
+  const d = new Deadline(5000, start, background);
   deadlines.push(d);
   return d;
 };
@@ -60,5 +60,20 @@ describe('Slots', () => {
     fg.forEach((r) => r());
     bg[1]();
     expect(s.busy).toBe(0);
+  });
+
+  it('serves the oldest alert first: its next call goes before the first call of an alert that came later', async () => {
+    const s = new Slots(1);
+    const held = await s.acquire(dl(), what);
+    const order: string[] = [];
+    const t0 = Date.now();
+    const later = s.acquire(dl(false, t0 + 100), what).then((r) => (order.push('newer alert, first call'), r));
+    const sameAge = s.acquire(dl(false, t0 + 100), what).then((r) => (order.push('newer alert, second waiter'), r));
+    const older = s.acquire(dl(false, t0), what).then((r) => (order.push('older alert, next call'), r));
+    held();
+    (await older)();
+    (await later)();
+    (await sameAge)();
+    expect(order).toEqual(['older alert, next call', 'newer alert, first call', 'newer alert, second waiter']);
   });
 });
