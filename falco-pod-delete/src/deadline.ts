@@ -42,6 +42,25 @@ export class Deadline {
   }
 }
 
+/** Writes that follow the answer, each with its own background deadline: a graceful stop waits for them. */
+export class AfterAnswer {
+  readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly ms: number) {}
+
+  /** Best effort: a failure goes to onError and never to the alert's outcome. */
+  run(write: (deadline: Deadline) => Promise<void>, onError: (e: unknown) => void = () => undefined): void {
+    const deadline = new Deadline(this.ms, Date.now(), true);
+    const p: Promise<void> = write(deadline)
+      .catch(onError)
+      .finally(() => {
+        deadline.dispose();
+        this.pending.delete(p);
+      });
+    this.pending.add(p);
+  }
+}
+
 /**
  * A counting semaphore whose waiters give up at their deadline. Waiters are served oldest alert first (by
  * their deadline's start), so that in a burst the alerts that came first finish first instead of every alert
@@ -86,8 +105,7 @@ export class Slots {
       };
       const grant: Waiter = Object.assign(() => {
         deadline.signal.removeEventListener('abort', onAbort);
-        this.inUse++;
-        if (background) this.backgroundInUse++;
+        this.count(background);
         resolve();
       }, { since: deadline.start });
       if (deadline.signal.aborted) return onAbort();
@@ -101,9 +119,13 @@ export class Slots {
   }
 
   /** Counts the slot as taken: at once when free, or when a release grants it (so nobody takes it in between). */
-  private take(background: boolean): () => void {
+  private count(background: boolean): void {
     this.inUse++;
     if (background) this.backgroundInUse++;
+  }
+
+  private take(background: boolean): () => void {
+    this.count(background);
     return this.releaser(background);
   }
 

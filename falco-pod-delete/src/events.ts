@@ -1,15 +1,13 @@
 // Kubernetes Events on the pod for every action and refusal: off the answer's path, and protecting the API
 // server like the kubelet's recorder does (one per pod and reason per window, and a rate cap).
 import type { Alert, PodRef } from './alert.js';
-import { Deadline } from './deadline.js';
+import type { AfterAnswer } from './deadline.js';
 import type { Kube } from './kube.js';
 
 const EVENT_BURST = 50;
 const EVENTS_PER_SECOND = 20;
 
 export class EventRecorder {
-  /** Event writes still under way: they never delay the answer, and a graceful stop waits for them. */
-  readonly pending = new Set<Promise<void>>();
   /** Events not written because of the dedup window or the rate cap. */
   suppressed = 0;
   private readonly recent = new Map<string, number>();
@@ -18,8 +16,10 @@ export class EventRecorder {
 
   constructor(
     private readonly kube: Kube | null,
-    private readonly settings: { recordEvents: boolean; coalesceWindowMs: number; eventDeadlineMs: number },
+    private readonly settings: { recordEvents: boolean; coalesceWindowMs: number },
     private readonly warn: (msg: string, extra: object) => void,
+    /** Where the writes go: they never delay the answer, and a graceful stop waits for them. */
+    private readonly afterAnswer: AfterAnswer,
   ) {}
 
   /** Best effort: an Event that cannot be written is logged, and never changes the outcome. */
@@ -32,15 +32,10 @@ export class EventRecorder {
     }
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
     // Its own deadline: the alert's may end with the answer.
-    const deadline = new Deadline(this.settings.eventDeadlineMs, Date.now(), true);
-    const write = kube
-      .createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline)
-      .catch((e: unknown) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }))
-      .finally(() => {
-        deadline.dispose();
-        this.pending.delete(write);
-      });
-    this.pending.add(write);
+    this.afterAnswer.run(
+      (deadline) => kube.createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline),
+      (e) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }),
+    );
   }
 
   private allowed(key: string): boolean {

@@ -3,7 +3,7 @@
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer } from './bounds.js';
 import type { Coordinator } from './coordination.js';
-import { Deadline } from './deadline.js';
+import { AfterAnswer, type Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
 import { EvidenceCollector, type EvidenceSink } from './evidence.js';
@@ -42,7 +42,7 @@ export class Responder {
   private readonly verifier: Verifier | undefined;
   private readonly workloads: Workloads | undefined;
   private readonly evidence: EvidenceCollector | undefined;
-  private readonly afterAnswer = new Set<Promise<void>>();
+  private readonly afterAnswer: AfterAnswer;
 
   constructor(
     private readonly kube: Kube | null,
@@ -56,7 +56,8 @@ export class Responder {
   ) {
     this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs);
     this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, (o) => SETTLED.has(o.result));
-    this.events = new EventRecorder(kube, settings, warn);
+    this.afterAnswer = new AfterAnswer(settings.eventDeadlineMs);
+    this.events = new EventRecorder(kube, settings, warn, this.afterAnswer);
     if (kube) {
       this.verifier = new Verifier(kube, settings.optOutLabel);
       this.workloads = new Workloads(kube, Math.max(settings.coalesceWindowMs, 1000));
@@ -66,7 +67,7 @@ export class Responder {
 
   /** Writes that follow the answer (Events, a claim's outcome, a slot given back): a graceful stop waits for them. */
   get pendingWrites(): Set<Promise<void>> {
-    return new Set([...this.events.pending, ...this.afterAnswer]);
+    return this.afterAnswer.pending;
   }
 
   get eventsSuppressed(): number {
@@ -128,10 +129,10 @@ export class Responder {
       return { ...base, result: 'dry-run', code: 'no-cluster', reason: `dry-run (no cluster configured): would ${d.action} ${d.pod.namespace}/${d.pod.name} (policy entry "${d.entry}")` };
     }
     try {
-      const namespaceLabels = this.verifier.prefetch(d.pod.namespace, deadline);
+      const namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline);
       const pod = await this.kube.readPod(d.pod, deadline);
       if (!pod) return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist` };
-      const refusal = await this.verifier.verify(d, pod, deadline, namespaceLabels);
+      const refusal = await this.verifier.verify(d, pod, namespaceLabels);
       if (refusal) return this.refused(alert, d, d.action, pod, refusal);
       const workload = await this.workloads.resolve(pod, deadline);
       const verdict = this.workloads.guard(workload, pod, d.action, d.workload);
@@ -148,10 +149,10 @@ export class Responder {
       const claim = claimed?.status === 'fulfilled' && claimed.value.won ? claimed.value.lease : undefined;
       const giveBack = () => {
         this.limiter.giveBack();
-        if (slotLease && coordinator) this.later((dl) => coordinator.giveBackSlot(slotLease, dl));
+        if (slotLease && coordinator) this.afterAnswer.run((dl) => coordinator.giveBackSlot(slotLease, dl));
       };
       const releaseClaim = () => {
-        if (claim && coordinator) this.later((dl) => coordinator.release(claim, dl));
+        if (claim && coordinator) this.afterAnswer.run((dl) => coordinator.release(claim, dl));
       };
       if (claimed?.status === 'rejected' || (claimed && !claim)) {
         giveBack();
@@ -171,24 +172,12 @@ export class Responder {
         // After the answer. A failure gives the claim up, so that the next alert can act; anything else is
         // recorded on it, so that replicas that lost it answer with what happened.
         if (outcome.result === 'failed') releaseClaim();
-        else this.later((dl) => coordinator.settle(claim, outcome.result, outcome.reason, dl));
+        else this.afterAnswer.run((dl) => coordinator.settle(claim, outcome.result, outcome.reason, dl));
       }
       return outcome;
     } catch (e) {
       return failed(d.action, e, d.pod);
     }
-  }
-
-  /** A write that need not hold up the answer, with its own deadline; a graceful stop waits for it. */
-  private later(write: (deadline: Deadline) => Promise<void>): void {
-    const deadline = new Deadline(this.settings.eventDeadlineMs, Date.now(), true);
-    const p: Promise<void> = write(deadline)
-      .catch(() => undefined)
-      .finally(() => {
-        deadline.dispose();
-        this.afterAnswer.delete(p);
-      });
-    this.afterAnswer.add(p);
   }
 
   private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot): Outcome {

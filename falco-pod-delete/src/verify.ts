@@ -18,17 +18,8 @@ export class Verifier {
 
   constructor(private readonly kube: Kube, private readonly optOutLabel: string) {}
 
-  /**
-   * Starts the namespace read beside the pod read (both need only the alert's namespace): one round trip
-   * instead of two when the cache is cold. Its failure surfaces where verify awaits it, or nowhere.
-   */
-  prefetch(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
-    const labels = this.namespaceLabels(namespace, deadline);
-    labels.catch(() => undefined);
-    return labels;
-  }
-
-  async verify(d: Act, pod: PodSnapshot, deadline: Deadline, namespaceLabels = this.namespaceLabels(pod.namespace, deadline)): Promise<Refusal | undefined> {
+  /** A refusal, or undefined. namespaceLabels: the read that namespaceLabels() started beside the pod read. */
+  async verify(d: Act, pod: PodSnapshot, namespaceLabels: Promise<Record<string, string> | null>): Promise<Refusal | undefined> {
     if (d.podUid && d.podUid !== pod.uid) {
       return { code: 'uid-mismatch', reason: `the alert's k8s.pod.uid ${d.podUid} is not the uid of ${pod.namespace}/${pod.name} (${pod.uid}): stale or forged alert` };
     }
@@ -44,8 +35,12 @@ export class Verifier {
     return undefined;
   }
 
-  /** One read per namespace at a time: concurrent alerts for one namespace share the read under way. */
-  private namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+  /**
+   * The namespace's labels, read beside the pod read (both need only the alert's namespace): one round trip
+   * instead of two when the cache is cold. One read per namespace at a time: concurrent alerts for one
+   * namespace share the read under way. A failure surfaces where verify awaits it, or nowhere.
+   */
+  namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
     const cached = this.namespaces.get(namespace);
     if (cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
     const labels = this.kube.readNamespaceLabels(namespace, deadline);
@@ -58,5 +53,4 @@ export class Verifier {
     });
     return labels;
   }
-
 }
