@@ -7,12 +7,11 @@
 // Load comes from bench/loadgen.mjs in its own process. Every loop is bounded; the whole run takes about 8 min.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { build } from 'esbuild';
 import { alertFor } from './alerts.mjs';
+import { adminClient, makePods, shellAlert } from './cluster.mjs';
 import * as T from './targets.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -129,33 +128,7 @@ async function realPhase() {
   const out = {};
   try {
     const dir = state.dir;
-    const tls = { ca: readFileSync(state.caPath), cert: readFileSync(join(dir, 'admin.crt')), key: readFileSync(join(dir, 'admin.key')) };
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 16, ...tls });
-    const call = (method, path, body, type = 'application/json') => new Promise((resolve, reject) => {
-      const req = https.request(`${state.server}${path}`, { method, agent, headers: { 'content-type': type } }, (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => (res.statusCode < 300 ? resolve(JSON.parse(text)) : reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`))));
-      });
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
-    // Running pods with a node and a container id (no kubelet runs: the test writes the status a kubelet would).
-    async function makePods(ns, prefix, n) {
-      const pods = Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i}`, id: randomBytes(32).toString('hex') }));
-      const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      for (let i = 0; i < pods.length; i += 10) {
-        await Promise.all(pods.slice(i, i + 10).map(async (p) => {
-          await call('POST', `/api/v1/namespaces/${ns}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: ns }, spec: { nodeName: 'worker-1', containers: [{ name: 'main', image: 'alpine' }] } });
-          await call('PATCH', `/api/v1/namespaces/${ns}/pods/${p.name}/status`, { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }], containerStatuses: [{ name: 'main', image: 'alpine', imageID: '', containerID: `containerd://${p.id}`, ready: true, restartCount: 0, state: { running: { startedAt: now } } }] } }, 'application/merge-patch+json');
-        }));
-      }
-      return pods;
-    }
-    const alert = (ns, p) => JSON.stringify({
-      uuid: randomBytes(16).toString('hex'), output: `A shell was spawned in a container with an attached terminal (k8s.ns=${ns} k8s.pod=${p.name})`, priority: 'Notice', rule: 'Terminal shell in container',
-      source: 'syscall', hostname: 'worker-1', time: new Date().toISOString(), output_fields: { 'container.id': p.id.slice(0, 12), 'k8s.ns.name': ns, 'k8s.pod.name': p.name },
-    });
+    const call = adminClient(state);
     const sa = stageServiceAccountFiles(state);
     const cluster = { host: '127.0.0.1', port: state.port, saPrefix: sa.prefix };
     const api = { server: state.server, caFile: state.caPath, certFile: join(dir, 'admin.crt'), keyFile: join(dir, 'admin.key') };
@@ -167,13 +140,13 @@ async function realPhase() {
         const ns = `bench-${name}-${i}`;
         kubectl(state, ['create', 'namespace', ns]);
         kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]); // no controller-manager makes it
-        const single = await makePods(ns, 'single', 20);
-        const burst = await makePods(ns, 'burst', 50);
+        const single = await makePods(call, ns, 'single', 20);
+        const burst = await makePods(call, ns, 'burst', 50);
         // The action limit raised for the run (50 at once); exactly-once claims and the one cluster-wide budget stay on.
         const t = await T.start(name, available[name], cluster, name === 'function' ? { ACTION_LIMIT: '1000' } : {});
         await sleep(500);
-        const one = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: single.map((p) => ({ pod: p.name, body: alert(ns, p) })), inFlight: 1 });
-        const all = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: burst.map((p) => ({ pod: p.name, body: alert(ns, p) })), inFlight: 50 });
+        const one = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: single.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 1 });
+        const all = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: burst.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 50 });
         await T.stop(t);
         runs.push({ one, all });
         for (const f of [...one.failures, ...all.failures]) log(`  ${name}: ${f}`);

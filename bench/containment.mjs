@@ -1,12 +1,13 @@
 // npm run bench:containment: time to containment on a real API server (KUBEBUILDER_ASSETS): from the alert
 // sent to the pod carrying a deletionTimestamp, one alert at a time, then bursts of 50 alerts for 50 pods sent
 // with 1 and with 8 requests in flight (Falcosidekick's maxconcurrentrequests). The function runs as the image
-// runs it (the production bundle, stack.yml's NODE_OPTIONS), in-cluster with the ServiceAccount's token.
+// runs it (bench/targets.mjs: the image's command, stack.yml's environment), in-cluster with the ServiceAccount's token.
 // Writes its table to stdout (Markdown) and BENCHMARKS-containment.md. Bounded: 20 single alerts, 3 bursts.
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { freePort, kubectl, stageServiceAccountFiles, startControlPlane } from '../test/support/control-plane.mjs';
+import { kubectl, stageServiceAccountFiles, startControlPlane } from '../test/support/control-plane.mjs';
+import { adminClient, makePods, shellAlert } from './cluster.mjs';
+import * as T from './targets.mjs';
 
 const log = (...a) => console.error('[containment]', ...a);
 execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
@@ -17,43 +18,15 @@ try {
   kubectl(state, ['create', 'namespace', ns]);
   kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
   const sa = stageServiceAccountFiles(state);
-  const port = await freePort();
-  const env = {
-    PATH: process.env.PATH, http_port: String(port), NODE_ENV: 'production', NODE_OPTIONS: '--max-semi-space-size=1',
-    KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(state.port), SERVICEACCOUNT_PATH_PREFIX: sa.prefix,
-    HOSTNAME: 'falco-pod-delete-bench', RECORD_EVENTS: 'true', ACTION_LIMIT: '1000',
-  };
-  const child = spawn(process.execPath, ['dist/index.mjs'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  cleanup.unshift(async () => child.kill('SIGKILL'));
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/_/health`)).ok) break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  const podYaml = (name) => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns }, spec: { nodeName: 'worker-1', containers: [{ name: 'main', image: 'alpine' }] } });
-  async function makePods(prefix, n) {
-    const pods = Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i}`, id: randomBytes(32).toString('hex') }));
-    kubectl(state, ['apply', '-f', '-'], pods.map((p) => podYaml(p.name)).join('\n'));
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    for (const p of pods) {
-      const status = { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }], containerStatuses: [{ name: 'main', image: 'alpine', imageID: '', containerID: `containerd://${p.id}`, ready: true, restartCount: 0, state: { running: { startedAt: now } } }] } };
-      kubectl(state, ['patch', 'pod', p.name, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
-    }
-    return pods;
-  }
-  const alert = (p) => ({
-    uuid: randomBytes(16).toString('hex'), output: 'shell', priority: 'Notice', rule: 'Terminal shell in container', source: 'syscall', hostname: 'worker-1',
-    time: new Date().toISOString(), output_fields: { 'container.id': p.id.slice(0, 12), 'k8s.ns.name': ns, 'k8s.pod.name': p.name },
-  });
-  const send = (p) => fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alert(p)) }).then((r) => r.json());
+  const fn = await T.start('function', undefined, { host: '127.0.0.1', port: state.port, saPrefix: sa.prefix }, { HOSTNAME: 'falco-pod-delete-bench', RECORD_EVENTS: 'true', ACTION_LIMIT: '1000' });
+  cleanup.unshift(() => T.stop(fn));
+  const call = adminClient(state);
+  const send = (p) => fetch(fn.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: shellAlert(ns, p) }).then((r) => r.json());
   const pct = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
   log('one alert at a time (answer time: the deletion is done when the 200 arrives)');
   const single = [];
-  for (const p of await makePods('single', 20)) {
+  for (const p of await makePods(call, ns, 'single', 20)) {
     const t = performance.now();
     const body = await send(p);
     if (body.outcome !== 'deleted') throw new Error(`expected deleted, got ${JSON.stringify(body)}`);
@@ -62,7 +35,7 @@ try {
   const rows = [['one alert at a time (20), answer = containment', `p50 ${pct(single, 0.5).toFixed(1)} ms`, `p99 ${pct(single, 0.99).toFixed(1)} ms`]];
   for (const inFlight of [1, 8, 50]) {
     log(`a burst of 50 alerts for 50 pods, ${inFlight} in flight`);
-    const pods = await makePods(`burst${inFlight}`, 50);
+    const pods = await makePods(call, ns, `burst${inFlight}`, 50);
     const t0 = performance.now();
     const done = [];
     let next = 0;
