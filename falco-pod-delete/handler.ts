@@ -4,7 +4,7 @@ import { httpFunction } from './src/express.js';
 
 // Configuration is read and validated once, at startup: a bad value stops the function here, naming the variable.
 const core = FalcoResponse.fromEnv();
-const fn = httpFunction(core, { metricsPort: core.parts.config.metricsPort });
+const fn = httpFunction(core, { metricsPort: core.parts.config.metricsPort, metricsHost: core.parts.config.metricsHost });
 
 export default fn.default;
 /** Body-parser failures (bad JSON, oversized) are answered and audited like any other rejected alert. */

@@ -23,6 +23,15 @@ export interface AuditFacts {
   outcome: Outcome;
   status: number;
   durationMs: number;
+  /** The request carried the caller token (AUTH_TOKEN_FILE): false when none is configured. */
+  authenticated: boolean;
+  /** Who sent it: the socket's peer, and the X-Forwarded-For it claimed (a gateway sets it; anyone can). */
+  peer: Peer | undefined;
+}
+
+export interface Peer {
+  address: string | undefined;
+  forwardedFor?: string;
 }
 
 /**
@@ -62,6 +71,9 @@ export function auditRecord(f: AuditFacts) {
     workload: f.outcome.workload,
     evidence: f.outcome.evidence,
     durationMs: Math.round(f.durationMs * 1000) / 1000,
+    authenticated: f.authenticated,
+    peer: f.peer?.address,
+    forwardedFor: f.peer?.forwardedFor?.slice(0, 256),
   });
 }
 
@@ -77,35 +89,43 @@ export function audit(auditLog: Logger, f: AuditFacts): void {
 }
 
 /**
- * A bound on the audit lines that unauthenticated floods can write: `perSecond` a second, bursts of `burst`.
- * Requests past it are counted and summarised in the next line written (or within a second), never lost.
+ * A bound on the audit lines that floods can write: `perSecond` a second, bursts of `burst`. Requests past it
+ * are counted (by code) and summarised in one line before the next line written, or within a second: never lost.
  */
 export class FloodBound {
   private tokens: number;
   private last = Date.now();
   private held = 0;
+  private codes: Record<string, number> = {};
   private flush: NodeJS.Timeout | undefined;
 
-  constructor(private readonly perSecond: number, private readonly burst: number, private readonly summarise: (suppressed: number) => void) {
+  constructor(private readonly perSecond: number, private readonly burst: number, private readonly summarise: (suppressed: number, codes: Record<string, number>) => void) {
     this.tokens = burst;
   }
 
-  /** Whether this request gets its own line, and how many before it went without one. */
-  take(now = Date.now()): { write: boolean; suppressed: number } {
+  /** Whether this request gets its own line; a summary of those before it that went without one is written first. */
+  take(code = '', now = Date.now()): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
     this.last = now;
     if (this.tokens >= 1) {
       this.tokens -= 1;
-      const suppressed = this.held;
-      this.held = 0;
-      return { write: true, suppressed };
+      this.summary();
+      return true;
     }
     this.held += 1;
+    this.codes[code] = (this.codes[code] ?? 0) + 1;
     this.flush ??= setTimeout(() => {
       this.flush = undefined;
-      if (this.held > 0) this.summarise(this.held);
-      this.held = 0;
+      this.summary();
     }, 1000).unref();
-    return { write: false, suppressed: 0 };
+    return false;
+  }
+
+  private summary(): void {
+    if (this.held === 0) return;
+    const [n, codes] = [this.held, this.codes];
+    this.held = 0;
+    this.codes = {};
+    this.summarise(n, codes);
   }
 }

@@ -44,26 +44,47 @@ export class Coalescer<T> {
   }
 }
 
-/** At most `limit` actions in any `windowMs` (sliding window); limit 0 means unlimited. */
+/** A slot of the local budget, as taken: giveBack returns exactly this one. */
+export interface Taken {
+  at: number;
+  namespace: string;
+}
+
+/**
+ * At most `limit` actions in any `windowMs` (sliding window), of which at most `namespaceLimit` in any one
+ * namespace, so that one tenant's alerts cannot spend everyone's budget. limit 0 means unlimited.
+ */
 export class ActionLimiter {
-  private readonly taken: number[] = [];
+  private taken: Taken[] = [];
 
-  constructor(readonly limit: number, readonly windowMs: number) {}
+  constructor(readonly limit: number, readonly windowMs: number, readonly namespaceLimit = limit) {}
 
-  tryTake(now = Date.now()): boolean {
-    if (this.limit === 0) return true;
-    while (this.taken.length > 0 && now - this.taken[0] >= this.windowMs) this.taken.shift();
-    if (this.taken.length >= this.limit) return false;
-    this.taken.push(now);
-    return true;
+  /** A slot for an action in `namespace`, or why there is none. */
+  tryTake(namespace: string, now = Date.now()): Taken | 'full' | 'namespace-full' | undefined {
+    if (this.limit === 0) return undefined;
+    this.taken = this.taken.filter((t) => now - t.at < this.windowMs);
+    if (this.taken.length >= this.limit) return 'full';
+    if (this.taken.filter((t) => t.namespace === namespace).length >= this.namespaceLimit) return 'namespace-full';
+    const slot = { at: now, namespace };
+    this.taken.push(slot);
+    return slot;
   }
 
-  /** Gives a slot back when the action it was taken for did nothing (pod gone or replaced). */
-  giveBack(): void {
-    this.taken.pop();
+  /** Gives back the slot taken for an action that did not happen. */
+  giveBack(slot: Taken | undefined): void {
+    if (!slot) return;
+    const i = this.taken.indexOf(slot);
+    if (i >= 0) this.taken.splice(i, 1);
   }
 
   used(now = Date.now()): number {
-    return this.taken.filter((t) => now - t < this.windowMs).length;
+    return this.taken.filter((t) => now - t.at < this.windowMs).length;
   }
+}
+
+/** The most actions one namespace may take in a window: a number, or a percentage of ACTION_LIMIT (rounded up, at least 1). */
+export function namespaceShare(rule: string, limit: number): number {
+  if (limit === 0) return 0;
+  const n = rule.endsWith('%') ? Math.ceil((Number(rule.slice(0, -1)) / 100) * limit) : Number(rule);
+  return Math.max(1, Math.min(limit, n));
 }

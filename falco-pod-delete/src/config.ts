@@ -23,6 +23,9 @@ export interface Config {
   coalesceWindowSeconds: number;
   actionLimit: number;
   actionWindowSeconds: number;
+  namespaceActionLimit: string;
+  declinedLinesPerSecond: number;
+  metricsHost: string;
   authTokenFile: string | undefined;
   alertDeadlineMs: number;
   asyncResponse: boolean;
@@ -102,6 +105,15 @@ function namespaceList(raw: string, env: string): string[] {
   return names;
 }
 
+/** A share of the budget: a whole number, or a percentage from 1% to 100%. */
+function share(raw: string, env: string): string {
+  const v = raw.trim();
+  if (/^\d+$/.test(v) && Number(v) >= 1) return v;
+  const m = /^(\d+)%$/.exec(v);
+  if (m && Number(m[1]) >= 1 && Number(m[1]) <= 100) return v;
+  throw new ConfigError(env, `must be a whole number of actions or a percentage from 1% to 100%, got "${raw}"`);
+}
+
 export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
   { key: 'criticalNamespaces', env: 'CRITICAL_NAMESPACES', default: DEFAULT_CRITICAL_NAMESPACES.join(','), parse: namespaceList,
     doc: 'Comma-separated namespaces the function never acts in, whatever the policy says.' },
@@ -125,6 +137,8 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: 'Blast-radius limit: at most this many actions per window (0 disables the limit).' },
   { key: 'actionWindowSeconds', env: 'ACTION_WINDOW_SECONDS', default: '60', parse: integer(1, 86400),
     doc: 'Length of the blast-radius window.' },
+  { key: 'namespaceActionLimit', env: 'NAMESPACE_ACTION_LIMIT', default: '50%', parse: share,
+    doc: 'The most actions one namespace may take of the blast-radius budget per window: a number, or a percentage of ACTION_LIMIT (rounded up). One tenant\'s alerts for its own pods cannot spend the whole budget.' },
   { key: 'authTokenFile', env: 'AUTH_TOKEN_FILE', default: '', parse: optionalText,
     doc: 'When set, requests must carry "Authorization: Bearer <token>" with the token in this file (an OpenFaaS secret).' },
   { key: 'alertDeadlineMs', env: 'ALERT_DEADLINE_MS', default: '10000', parse: integer(100, 600000),
@@ -151,6 +165,10 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     parse: (raw, env) => oneOf('cluster', 'single')(raw, env) === 'cluster' },
   { key: 'claimTtlSeconds', env: 'CLAIM_TTL_SECONDS', default: '30', parse: integer(5, 3600),
     doc: 'How long a replica\'s claim on a pod holds before another replica may take it over (a replica that died between claim and action).' },
+  { key: 'declinedLinesPerSecond', env: 'AUDIT_DECLINES_PER_SECOND', default: '20', parse: integer(1, 100000),
+    doc: 'Audit lines a second for declined and rejected alerts (bursts of twice as many); the rest are counted in a summary line, so that a flood cannot rotate the real lines out of the log. Actions and failures are always written.' },
+  { key: 'metricsHost', env: 'METRICS_HOST', default: '0.0.0.0', parse: (raw) => raw.trim() || '0.0.0.0',
+    doc: 'Address the Prometheus endpoint listens on (0.0.0.0: reachable by a scraper from outside the pod).' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level for diagnostics (audit lines are always written).',
     parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
 ];

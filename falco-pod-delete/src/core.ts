@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Alert } from './alert.js';
-import { FloodBound, audit, auditLogger, bounded, createLogger } from './audit.js';
+import { FloodBound, type Peer, audit, auditLogger, bounded, createLogger } from './audit.js';
 import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
 import { Coordinator } from './coordination.js';
 import { Deadline } from './deadline.js';
@@ -15,6 +15,7 @@ import { type Outcome, failed, httpStatus } from './outcome.js';
 import { type Policy, loadPolicy } from './policy.js';
 import { Responder } from './response.js';
 import { Metrics } from './metrics.js';
+import { namespaceShare } from './bounds.js';
 
 export interface Answer {
   status: number;
@@ -25,6 +26,8 @@ export interface Answer {
 export interface Delivery {
   headers: Headers;
   body: unknown;
+  /** The socket's peer address, where the platform gives one. */
+  peer?: string;
 }
 
 export interface Parts {
@@ -60,11 +63,21 @@ function coordinatorFor(parts: Parts): Coordinator | undefined {
     claimTtlSeconds: config.claimTtlSeconds,
     actionLimit: config.actionLimit,
     actionWindowMs: config.actionWindowSeconds * 1000,
+    namespaceActionLimit: namespaceShare(config.namespaceActionLimit, config.actionLimit),
   });
 }
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+interface AnswerContext {
+  envelope: EnvelopeKind | 'unknown';
+  alert: Alert | undefined;
+  eventId: string | undefined;
+  started: number;
+  peer: Peer | undefined;
+  authenticated: boolean;
 }
 
 export class FalcoResponse {
@@ -83,6 +96,8 @@ export class FalcoResponse {
     };
     this.guardsValue = guards;
     this.audit = auditLogger(logger);
+    this.declinedLines = new FloodBound(config.declinedLinesPerSecond, 2 * config.declinedLinesPerSecond, (n, codes) =>
+      this.audit.warn({ audit: true, decision: 'skip', outcome: 'suppressed', suppressed: n, codes }, `${n} declined or rejected alerts not audited one by one`));
     this.token = config.authTokenFile ? digest(readSecret(config.authTokenFile, 'AUTH_TOKEN_FILE')) : undefined;
     this.responder = new Responder(kube, {
       dryRun: config.dryRun,
@@ -93,6 +108,7 @@ export class FalcoResponse {
       coalesceWindowMs: config.coalesceWindowSeconds * 1000,
       actionLimit: config.actionLimit,
       actionWindowMs: config.actionWindowSeconds * 1000,
+      namespaceActionLimit: namespaceShare(config.namespaceActionLimit, config.actionLimit),
       eventDeadlineMs: config.alertDeadlineMs,
     }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts), (record) => this.audit.info(record, 'evidence'));
     const responder = this.responder;
@@ -160,7 +176,9 @@ export class FalcoResponse {
       this.logger.error({ err: e }, 'unexpected error while handling an alert');
       outcome = failed('skip', e);
     }
-    const ctx = { envelope, alert, eventId, started };
+    const forwarded = delivery.headers['x-forwarded-for'];
+    const peer: Peer = { address: delivery.peer, forwardedFor: Array.isArray(forwarded) ? forwarded.join(', ') : forwarded };
+    const ctx: AnswerContext = { envelope, alert, eventId, started, peer, authenticated: this.token !== undefined && outcome.code !== 'unauthorized' };
     if (background) {
       // One audit line per alert: written when the background work ends, with the final outcome.
       const done = background
@@ -176,9 +194,10 @@ export class FalcoResponse {
   private readonly pending = new Set<Promise<void>>();
 
   /** A flood of unauthenticated requests writes at most 10 audit lines a second; the rest are summarised. */
-  private readonly unauthorizedSummary = (n: number) =>
-    this.audit.warn({ audit: true, decision: 'reject', outcome: 'rejected', code: 'unauthorized', status: 401, suppressed: n }, `${n} unauthorized requests not audited one by one`);
-  private readonly unauthorizedLines = new FloodBound(10, 20, this.unauthorizedSummary);
+  private readonly unauthorizedLines = new FloodBound(10, 20, (n) =>
+    this.audit.warn({ audit: true, decision: 'reject', outcome: 'rejected', code: 'unauthorized', status: 401, suppressed: n }, `${n} unauthorized requests not audited one by one`));
+  /** Declined and rejected alerts: AUDIT_DECLINES_PER_SECOND lines a second, the rest summarised by code. Actions and failures always get theirs. */
+  private readonly declinedLines: FloodBound;
 
   /** Waits for work still under way after its answer (RESPONSE_MODE=async actions, Event writes), for a graceful stop. */
   async drain(): Promise<void> {
@@ -190,7 +209,7 @@ export class FalcoResponse {
   /** Input refused before it reached the pipeline (unparseable JSON, oversized body): still audited. */
   rejectInput(status: 400 | 413 | 415, reason: string, started = performance.now()): Answer {
     const outcome: Outcome = { decision: 'reject', result: 'rejected', code: status === 413 ? 'too-large' : 'unparseable', reason, rejectStatus: status };
-    return this.answer(outcome, { envelope: 'unknown', alert: undefined, eventId: undefined, started });
+    return this.answer(outcome, { envelope: 'unknown', alert: undefined, eventId: undefined, started, peer: undefined, authenticated: false });
   }
 
   private async process(
@@ -220,19 +239,15 @@ export class FalcoResponse {
     return work;
   }
 
-  private answer(outcome: Outcome, ctx: { envelope: EnvelopeKind | 'unknown'; alert: Alert | undefined; eventId: string | undefined; started: number }, audited = true): Answer {
+  private answer(outcome: Outcome, ctx: AnswerContext, audited = true): Answer {
     const status = httpStatus(outcome);
     const durationMs = performance.now() - ctx.started;
-    if (outcome.code === 'unauthorized') {
-      this.metrics.unauthorized.inc();
-      const { write, suppressed } = this.unauthorizedLines.take();
-      if (!write) {
-        this.metrics.auditSuppressed.inc();
-        audited = false;
-      } else if (suppressed > 0) this.unauthorizedSummary(suppressed);
-    }
+    if (outcome.code === 'unauthorized') this.metrics.unauthorized.inc();
     if (audited) {
-      audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs });
+      const bound = outcome.code === 'unauthorized' ? this.unauthorizedLines : outcome.result === 'skipped' || outcome.result === 'rejected' ? this.declinedLines : undefined;
+      const line = bound?.take(outcome.code) ?? true;
+      if (!line) this.metrics.auditSuppressed.inc({ outcome: outcome.result });
+      else audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs, authenticated: ctx.authenticated, peer: ctx.peer });
       this.metrics.alerts.inc({ envelope: ctx.envelope });
       this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
       if (outcome.workload && ['deleted', 'evicted', 'isolated', 'dry-run'].includes(outcome.result)) this.metrics.actions.inc({ action: outcome.decision, workload_kind: outcome.workload.kind });

@@ -1,18 +1,35 @@
 // Kubernetes Events on the pod for every action and refusal: off the answer's path, and protecting the API
-// server like the kubelet's recorder does (one per pod and reason per window, and a rate cap).
+// server like the kubelet's recorder does (one per pod and reason per window, and a rate cap). Actions and
+// refusals have rate budgets of their own, so that a flood of refusals cannot suppress a FalcoResponseDeleted.
 import type { Alert, PodRef } from './alert.js';
 import type { AfterAnswer } from './deadline.js';
 import type { Kube } from './kube.js';
 
 const EVENT_BURST = 50;
 const EVENTS_PER_SECOND = 20;
+/** The Events that say something was done (or would have been, in dry-run). */
+const ACTIONS = new Set(['FalcoResponseDeleted', 'FalcoResponseEvicted', 'FalcoResponseIsolated', 'FalcoResponseDryRun', 'FalcoResponseLogged']);
+
+/** A token bucket: EVENTS_PER_SECOND, bursts of EVENT_BURST. */
+class Budget {
+  private tokens = EVENT_BURST;
+  private at = Date.now();
+
+  take(now: number): boolean {
+    this.tokens = Math.min(EVENT_BURST, this.tokens + ((now - this.at) / 1000) * EVENTS_PER_SECOND);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
 
 export class EventRecorder {
   /** Events not written because of the dedup window or the rate cap. */
   suppressed = 0;
   private readonly recent = new Map<string, number>();
-  private tokens = EVENT_BURST;
-  private tokensAt = Date.now();
+  private readonly actions = new Budget();
+  private readonly refusals = new Budget();
 
   constructor(
     private readonly kube: Kube | null,
@@ -26,7 +43,7 @@ export class EventRecorder {
   record(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string): void {
     const kube = this.kube;
     if (!kube || !this.settings.recordEvents) return;
-    if (!this.allowed(`${reason}:${pod.namespace}/${pod.name}`)) {
+    if (!this.allowed(`${reason}:${pod.namespace}/${pod.name}`, ACTIONS.has(reason) ? this.actions : this.refusals)) {
       this.suppressed++;
       return;
     }
@@ -38,14 +55,11 @@ export class EventRecorder {
     );
   }
 
-  private allowed(key: string): boolean {
+  private allowed(key: string, budget: Budget): boolean {
     const now = Date.now();
     const last = this.recent.get(key);
     if (last !== undefined && now - last < Math.max(this.settings.coalesceWindowMs, 1000)) return false;
-    this.tokens = Math.min(EVENT_BURST, this.tokens + ((now - this.tokensAt) / 1000) * EVENTS_PER_SECOND);
-    this.tokensAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens--;
+    if (!budget.take(now)) return false;
     if (this.recent.size >= 10_000) this.recent.clear();
     this.recent.set(key, now);
     return true;

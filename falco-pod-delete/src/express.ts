@@ -20,15 +20,15 @@ export interface HttpFunction {
  * The shape the node18-ts-middleware template loads: a default middleware, an error middleware, a close hook.
  * With METRICS_PORT set, Prometheus metrics are served on that port until close.
  */
-export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number } = {}): HttpFunction {
-  const metricsServer = opts.metricsPort ? startMetricsServer(fn.metrics, opts.metricsPort) : undefined;
+export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number; metricsHost?: string } = {}): HttpFunction {
+  const metricsServer = opts.metricsPort ? startMetricsServer(fn.metrics, opts.metricsPort, opts.metricsHost) : undefined;
   metricsServer?.catch((e: unknown) => fn.logger.error({ err: e, port: opts.metricsPort }, 'cannot serve metrics'));
   const handle: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') {
       res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });
       return;
     }
-    fn.handle({ headers: req.headers, body: req.body }).then((answer) => send(res, answer), next);
+    fn.handle({ headers: req.headers, body: req.body, peer: req.socket.remoteAddress }).then((answer) => send(res, answer), next);
   };
   const onError: ErrorRequestHandler = (err: { status?: number; type?: string; message?: string }, _req, res, next) => {
     if (res.headersSent) return next(err);

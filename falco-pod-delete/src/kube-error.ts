@@ -1,5 +1,7 @@
 // A failed Kubernetes API call, by code, with the facts a user needs (what was refused, and where).
-export type KubeErrorCode = 'forbidden' | 'guardrail' | 'unauthorized' | 'rate-limited' | 'unavailable' | 'timeout' | 'bad-response' | 'rejected';
+export type KubeErrorCode = 'forbidden' | 'guardrail' | 'unauthorized' | 'rate-limited' | 'unavailable' | 'timeout' | 'bad-response' | 'rejected'
+  /** The quarantine NetworkPolicy exists with a spec other than deny-all: isolating would isolate nothing. */
+  | 'quarantine-policy-altered';
 
 export class KubeError extends Error {
   constructor(

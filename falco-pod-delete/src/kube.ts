@@ -92,7 +92,8 @@ export interface Kube {
   readLease(namespace: string, name: string, deadline: Deadline): Promise<LeaseRecord | null>;
   /** Replaces a lease only if it is still at `resourceVersion` (optimistic concurrency). */
   replaceLease(namespace: string, resourceVersion: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'conflict' | 'gone'>;
-  deleteLease(namespace: string, name: string, deadline: Deadline): Promise<void>;
+  /** Deletes a lease only if it is still at `resourceVersion`: one that another replica took over since is not ours. */
+  deleteLease(namespace: string, name: string, resourceVersion: string, deadline: Deadline): Promise<void>;
   listLeases(namespace: string, labelSelector: string, deadline: Deadline): Promise<LeaseRecord[]>;
 }
 
@@ -327,6 +328,25 @@ function mutationResult(r: unknown, verb: string, resource: string, namespace: s
   return 'done';
 }
 
+export const QUARANTINE_POLICY = 'falco-pod-delete-quarantine';
+
+/** Deny all traffic to and from the pods carrying the quarantine label: no ingress rule, no egress rule. */
+export function quarantineSpec(label: string): k8s.V1NetworkPolicySpec {
+  return { podSelector: { matchLabels: { [label]: 'true' } }, policyTypes: ['Ingress', 'Egress'] };
+}
+
+/** Why a NetworkPolicy's spec is not exactly the deny-all quarantine spec, or undefined when it is. */
+export function quarantineSpecProblem(spec: k8s.V1NetworkPolicySpec | undefined, label: string): string | undefined {
+  const selector = spec?.podSelector;
+  const labels = selector?.matchLabels ?? {};
+  if (Object.keys(labels).length !== 1 || labels[label] !== 'true' || (selector?.matchExpressions ?? []).length > 0) return `it selects ${JSON.stringify(selector ?? {})}, not only ${label}=true`;
+  const types = [...(spec?.policyTypes ?? [])].sort();
+  if (types.join(',') !== 'Egress,Ingress') return `its policyTypes are ${JSON.stringify(spec?.policyTypes ?? [])}, not Ingress and Egress`;
+  if ((spec?.ingress ?? []).length > 0) return 'it admits ingress traffic';
+  if ((spec?.egress ?? []).length > 0) return 'it admits egress traffic';
+  return undefined;
+}
+
 function isStatus(r: unknown, code?: number): r is HandledStatus {
   return typeof r === 'object' && r !== null && 'handledStatus' in r && (code === undefined || (r as HandledStatus).handledStatus === code);
 }
@@ -531,19 +551,27 @@ export class ClientNodeKube implements Kube {
   }
 
   async ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void> {
-    const name = 'falco-pod-delete-quarantine';
+    const name = QUARANTINE_POLICY;
     const t = { verb: 'get', resource: 'networkpolicies', namespace };
     const existing = await this.call(t, deadline, (o) => this.net.readNamespacedNetworkPolicy({ name, namespace }, o));
-    if (!isStatus(existing, 404)) return;
+    if (!isStatus(existing)) {
+      // A policy of that name made by someone else (or edited since) must be the deny-all one, or the pod would
+      // be labelled "isolated" and keep its traffic.
+      const problem = quarantineSpecProblem(existing?.spec, label);
+      if (problem) throw new KubeError('quarantine-policy-altered', 'get', 'networkpolicies', namespace, `the NetworkPolicy ${namespace}/${name} exists but is not the deny-all quarantine policy (${problem}): not isolated. Delete it (the function re-creates it) or make it deny all traffic to and from pods labelled ${label}=true`);
+      return;
+    }
+    if (!isStatus(existing, 404)) throw new KubeError('rejected', 'get', 'networkpolicies', namespace, `the Kubernetes API refused to read the quarantine NetworkPolicy (${(existing as HandledStatus).handledStatus})`, (existing as HandledStatus).handledStatus);
     const policy: k8s.V1NetworkPolicy = {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'falco-pod-delete' } },
-      spec: { podSelector: { matchLabels: { [label]: 'true' } }, policyTypes: ['Ingress', 'Egress'] },
+      spec: quarantineSpec(label),
     };
     const created = await this.call({ verb: 'create', resource: 'networkpolicies', namespace }, deadline, (o) =>
       this.net.createNamespacedNetworkPolicy({ namespace, body: policy, dryRun: dryRun ? 'All' : undefined }, o));
-    if (isStatus(created, 422)) throw new KubeError('rejected', 'create', 'networkpolicies', namespace, 'the Kubernetes API refused the quarantine NetworkPolicy (422)', 422);
+    if (isStatus(created, 409)) return this.ensureQuarantinePolicy(namespace, label, dryRun, deadline); // created meanwhile: check that one
+    if (isStatus(created)) throw new KubeError('rejected', 'create', 'networkpolicies', namespace, `the Kubernetes API refused the quarantine NetworkPolicy (${created.handledStatus})`, created.handledStatus);
   }
 
   async labelPod(pod: PodRef, uid: string, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
@@ -583,8 +611,9 @@ export class ClientNodeKube implements Kube {
     return leaseRecord(r);
   }
 
-  async deleteLease(namespace: string, name: string, deadline: Deadline): Promise<void> {
-    await this.call({ verb: 'delete', resource: 'leases', namespace }, deadline, (o) => this.coordination.deleteNamespacedLease({ name, namespace }, o));
+  async deleteLease(namespace: string, name: string, resourceVersion: string, deadline: Deadline): Promise<void> {
+    // 404 (already gone) and 409 (taken over since) both leave nothing of ours to delete.
+    await this.call({ verb: 'delete', resource: 'leases', namespace }, deadline, (o) => this.coordination.deleteNamespacedLease({ name, namespace, body: { preconditions: { resourceVersion } } }, o));
   }
 
   async listLeases(namespace: string, labelSelector: string, deadline: Deadline): Promise<LeaseRecord[]> {

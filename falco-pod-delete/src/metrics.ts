@@ -18,7 +18,7 @@ export class Metrics {
   readonly kubeRequests: Counter<'verb' | 'resource' | 'code'>;
   readonly unauthorized: Counter;
   readonly actions: Counter<'action' | 'workload_kind'>;
-  readonly auditSuppressed: Counter;
+  readonly auditSuppressed: Counter<'outcome'>;
   readonly kubeDuration: Histogram<'verb' | 'resource'>;
   readonly alertDuration: Histogram<'decision'>;
 
@@ -36,7 +36,7 @@ export class Metrics {
     this.decisions = new Counter({ name: 'falco_pod_delete_decisions_total', help: 'Alerts by decision, outcome and reason code.', labelNames: ['decision', 'outcome', 'code'], registers });
     this.actions = new Counter({ name: 'falco_pod_delete_actions_total', help: 'Actions taken (or dry-run), by action and by the kind of workload the pod belonged to (none: a bare pod).', labelNames: ['action', 'workload_kind'], registers });
     this.unauthorized = new Counter({ name: 'falco_pod_delete_unauthorized_requests_total', help: 'Requests refused with 401 (missing or wrong caller token).', registers });
-    this.auditSuppressed = new Counter({ name: 'falco_pod_delete_audit_lines_suppressed_total', help: 'Unauthorized requests summarised instead of audited one by one (at most 10 lines a second).', registers });
+    this.auditSuppressed = new Counter({ name: 'falco_pod_delete_audit_lines_suppressed_total', help: 'Requests summarised instead of audited one by one, by outcome: unauthorized (rejected, at most 10 lines a second), declined (skipped) and rejected alerts (AUDIT_DECLINES_PER_SECOND).', labelNames: ['outcome'], registers });
     this.kubeRequests = new Counter({ name: 'falco_pod_delete_kube_requests_total', help: 'Kubernetes API calls by verb, resource and HTTP status (or error kind).', labelNames: ['verb', 'resource', 'code'], registers });
     this.kubeDuration = new Histogram({ name: 'falco_pod_delete_kube_request_duration_seconds', help: 'Kubernetes API call latency.', labelNames: ['verb', 'resource'], buckets: SECONDS, registers });
     this.alertDuration = new Histogram({ name: 'falco_pod_delete_alert_duration_seconds', help: 'Time from request to answer.', labelNames: ['decision'], buckets: SECONDS, registers });

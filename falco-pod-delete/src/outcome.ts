@@ -72,6 +72,7 @@ const KUBE_STATUS: Record<string, number> = {
   timeout: 504,
   'bad-response': 502,
   rejected: 502,
+  'quarantine-policy-altered': 409, // a state of the cluster a human must look at, not a failure to retry
 };
 
 export function httpStatus(o: Outcome): number {

@@ -156,16 +156,31 @@ export function loadPolicy(opts: { policy?: string; policyFile?: string }): Poli
   return DEFAULT_POLICY;
 }
 
-const globCache = new Map<string, RegExp>();
-
+/**
+ * `*` any run of characters, `?` one character, everything else itself. Greedy with one backtrack point (the
+ * last `*`): at most pattern x value steps, never the exponential backtracking a regex of `.*` can take.
+ */
 export function globMatch(pattern: string, value: string): boolean {
-  let re = globCache.get(pattern);
-  if (!re) {
-    const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-    re = new RegExp(`^${body}$`, 's');
-    globCache.set(pattern, re);
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    if (p < pattern.length && (pattern[p] === '?' || (pattern[p] !== '*' && pattern[p] === value[v]))) {
+      p++;
+      v++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = v;
+    } else if (star >= 0) {
+      p = star + 1;
+      v = ++resume;
+    } else {
+      return false;
+    }
   }
-  return re.test(value);
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 function fieldEquals(alert: Alert, name: string, expected: string | number | boolean): boolean {

@@ -1,8 +1,8 @@
 // The response stage, as its steps: read and verify the pod, resolve its workload and guard availability,
 // claim it and take a slot of the budget, collect evidence, act (delete, evict, isolate), record.
 import type { Alert, PodRef } from './alert.js';
-import { ActionLimiter, Coalescer } from './bounds.js';
-import type { Coordinator } from './coordination.js';
+import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
+import type { Coordinator, SlotHold } from './coordination.js';
 import { AfterAnswer, type Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
@@ -10,7 +10,8 @@ import { EvidenceCollector, type EvidenceSink } from './evidence.js';
 import { type Kube, KubeError, type MutationResult, type PodSnapshot } from './kube.js';
 import { type Outcome, type WorkloadFacts, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
-import { Verifier } from './verify.js';
+import { NodeLookups } from './lookup.js';
+import { PROOF_FAILED, Verifier } from './verify.js';
 import { Workloads } from './workload.js';
 
 export interface ResponseSettings {
@@ -22,6 +23,7 @@ export interface ResponseSettings {
   coalesceWindowMs: number;
   actionLimit: number;
   actionWindowMs: number;
+  namespaceActionLimit: number;
   eventDeadlineMs: number;
 }
 
@@ -30,8 +32,19 @@ type Act = Extract<Decision, { kind: 'act' }>;
 const DONE: Record<ActionKind, Outcome['result']> = { delete: 'deleted', evict: 'evicted', isolate: 'isolated', log: 'logged' };
 const EVENT: Record<ActionKind, string> = { delete: 'FalcoResponseDeleted', evict: 'FalcoResponseEvicted', isolate: 'FalcoResponseIsolated', log: 'FalcoResponseLogged' };
 
-/** Outcomes worth remembering for the coalescing window: a failure lets the next alert try again. */
-const SETTLED = new Set<Outcome['result']>(['deleted', 'evicted', 'isolated', 'dry-run', 'already gone', 'replaced', 'skipped']);
+/**
+ * Outcomes remembered for the coalescing window: only what is true of the pod itself, whoever sent the alert
+ * (acted on, gone, replaced, terminating, a guard on the pod's or its namespace's own state). A refusal that
+ * rests on the alert's own claims (container or UID mismatch), a failure and a rate limit are never
+ * remembered: the next alert decides afresh.
+ */
+const SETTLED = new Set<Outcome['result']>(['deleted', 'evicted', 'isolated', 'dry-run', 'already gone', 'replaced']);
+const SETTLED_REFUSALS = new Set(['terminating', 'opt-out', 'availability', 'daemonset', 'statefulset', 'disruption-budget']);
+export const settles = (o: Outcome) => SETTLED.has(o.result) || (o.result === 'skipped' && SETTLED_REFUSALS.has(o.code));
+/** What an action's claim records for other replicas: that something was done. Anything else gives the claim up. */
+const ACTED = new Set<Outcome['result']>(['deleted', 'evicted', 'isolated', 'dry-run']);
+/** Errors after which the request may have reached the server and acted. */
+const MAYBE_ACTED = new Set(['timeout', 'unavailable', 'bad-response']);
 
 const describeWorkload = (w: WorkloadFacts) => (w.kind === 'none' ? w.effect : `${w.kind} ${w.name}${w.replicas !== undefined ? ` (${w.ready ?? 0}/${w.replicas} ready)` : ''}: ${w.effect}`);
 
@@ -43,6 +56,7 @@ export class Responder {
   private readonly workloads: Workloads | undefined;
   private readonly evidence: EvidenceCollector | undefined;
   private readonly afterAnswer: AfterAnswer;
+  readonly lookups: NodeLookups | undefined;
 
   constructor(
     private readonly kube: Kube | null,
@@ -54,14 +68,15 @@ export class Responder {
     private readonly coordinator?: Coordinator,
     evidenceSink: EvidenceSink = () => undefined,
   ) {
-    this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs);
-    this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, (o) => SETTLED.has(o.result));
+    this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs, settings.namespaceActionLimit);
+    this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, settles);
     this.afterAnswer = new AfterAnswer(settings.eventDeadlineMs);
     this.events = new EventRecorder(kube, settings, warn, this.afterAnswer);
     if (kube) {
       this.verifier = new Verifier(kube, settings.optOutLabel);
       this.workloads = new Workloads(kube, Math.max(settings.coalesceWindowMs, 1000));
       this.evidence = new EvidenceCollector(kube, evidenceSink);
+      this.lookups = new NodeLookups(kube);
     }
   }
 
@@ -74,12 +89,18 @@ export class Responder {
     return this.events.suppressed;
   }
 
+  /** A caller token is configured (so this request carried it): the alert's claims are trusted. */
+  private get authenticated(): boolean {
+    return !this.guards.requireProof;
+  }
+
   async respond(alert: Alert, decision: Decision, deadline: Deadline): Promise<Outcome> {
     switch (decision.kind) {
       case 'reject':
         return { decision: 'reject', result: 'rejected', code: decision.code, reason: decision.reason };
       case 'decline':
-        if (decision.refused && decision.pod) this.events.record(alert, decision.pod, undefined, 'FalcoResponseRefused', `refused to ${decision.refused}: ${decision.reason}`);
+        // The pod was never read: an Event only for an authenticated caller, never about a name anyone can invent.
+        if (decision.refused && decision.pod && this.authenticated) this.events.record(alert, decision.pod, undefined, 'FalcoResponseRefused', `refused to ${decision.refused}: ${decision.reason}`);
         return { decision: 'skip', result: 'skipped', code: decision.code, reason: decision.reason, pod: decision.pod };
       case 'lookup':
         return this.lookup(alert, decision, deadline);
@@ -90,10 +111,12 @@ export class Responder {
 
   private async lookup(alert: Alert, d: Extract<Decision, { kind: 'lookup' }>, deadline: Deadline): Promise<Outcome> {
     const skip = (code: string, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
-    if (!this.kube) return skip('no-cluster', `would look for container ${d.containerId} among the pods on node ${d.node}, but no cluster is configured`);
+    if (!this.lookups) return skip('no-cluster', `would look for container ${d.containerId} among the pods on node ${d.node}, but no cluster is configured`);
     let pods: PodSnapshot[];
     try {
-      pods = await this.kube.listPodsOnNode(d.node, deadline);
+      const found = await this.lookups.podsOn(d.node, deadline);
+      if ('throttled' in found) return skip('lookup-throttled', `node ${d.node} is not known to run pods, and lookups on unknown nodes are over their rate: not looked up (send alerts with k8s.pod.name and k8s.ns.name, which Falco's container plugin adds)`);
+      pods = found.pods;
     } catch (e) {
       return failed('skip', e);
     }
@@ -107,7 +130,9 @@ export class Responder {
   }
 
   private async coalesced(alert: Alert, d: Act, deadline: Deadline): Promise<Outcome> {
-    const key = `${d.action}:${d.pod.namespace}/${d.pod.name}`;
+    // Alerts share an outcome only when they claim the same: a forged alert with another container id or UID
+    // for the same pod never answers for the real one, in flight or afterwards.
+    const key = `${d.action}:${d.pod.namespace}/${d.pod.name}:${d.containerId ?? ''}:${d.podUid ?? ''}`;
     const { promise, first } = this.coalescer.run(key, () => this.act(alert, d, deadline));
     const outcome = await promise;
     if (first) return outcome;
@@ -131,6 +156,7 @@ export class Responder {
     try {
       const namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline);
       const pod = await this.kube.readPod(d.pod, deadline);
+      this.lookups?.seen(pod?.nodeName);
       if (!pod) return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist` };
       const refusal = await this.verifier.verify(d, pod, namespaceLabels);
       if (refusal) return this.refused(alert, d, d.action, pod, refusal);
@@ -138,19 +164,18 @@ export class Responder {
       const verdict = this.workloads.guard(workload, pod, d.action, d.workload);
       if ('refuse' in verdict) return { ...this.refused(alert, d, d.action, pod, verdict.refuse), workload };
       const action = verdict.proceed;
-      if (!this.limiter.tryTake()) return { ...this.rateLimited(alert, d, action, pod), workload };
-      // The claim (exactly once across replicas) and a slot of the cluster-wide budget: both must be held before
-      // acting, and each is one write, so they are taken together; what turns out not to be needed is given back.
+      const known = this.coordinator?.knownFull(d.pod.namespace);
+      const local = known ?? this.limiter.tryTake(d.pod.namespace);
+      if (typeof local === 'string') return { ...this.rateLimited(alert, d, action, pod, local), workload };
       const coordinator = this.coordinator;
+      // The claim (exactly once across replicas) and a slot of the cluster-wide budget: both must be held before
+      // acting, and each is a write, so they are taken together; what turns out not to be needed is given back.
       const [claimed, slot] = coordinator
-        ? await Promise.allSettled([coordinator.claim(pod, deadline), coordinator.takeSlot(deadline)])
+        ? await Promise.allSettled([coordinator.claim(pod, action, deadline), coordinator.takeSlot(d.pod.namespace, deadline)])
         : [undefined, undefined];
-      const slotLease = slot?.status === 'fulfilled' && typeof slot.value === 'object' ? slot.value : undefined;
+      const held = slot?.status === 'fulfilled' && typeof slot.value === 'object' ? slot.value : undefined;
       const claim = claimed?.status === 'fulfilled' && claimed.value.won ? claimed.value.lease : undefined;
-      const giveBack = () => {
-        this.limiter.giveBack();
-        if (slotLease && coordinator) this.afterAnswer.run((dl) => coordinator.giveBackSlot(slotLease, dl));
-      };
+      const giveBack = () => this.giveBack(local, held);
       const releaseClaim = () => {
         if (claim && coordinator) this.afterAnswer.run((dl) => coordinator.release(claim, dl));
       };
@@ -161,18 +186,18 @@ export class Responder {
         const first = lost.outcome ?? { result: 'accepted' as const, reason: `being handled by replica ${lost.holder}` };
         return { ...base, result: 'duplicate', code: 'claimed', reason: `claimed by replica ${lost.holder}: ${lost.outcome ? lost.outcome.result : 'in progress'}`, workload, first };
       }
-      if (slot?.status === 'rejected' || slot?.value === 'full') {
-        this.limiter.giveBack();
+      if (slot?.status === 'rejected' || slot?.value === 'full' || slot?.value === 'namespace-full') {
+        this.limiter.giveBack(local);
         releaseClaim();
         if (slot.status === 'rejected') throw slot.reason;
-        return { ...this.rateLimited(alert, d, action, pod), workload };
+        return { ...this.rateLimited(alert, d, action, pod, slot.value as 'full' | 'namespace-full'), workload };
       }
       const outcome = { ...(await this.actClaimed(alert, d, action, pod, workload, giveBack, deadline)), workload };
       if (claim && coordinator) {
-        // After the answer. A failure gives the claim up, so that the next alert can act; anything else is
-        // recorded on it, so that replicas that lost it answer with what happened.
-        if (outcome.result === 'failed') releaseClaim();
-        else this.afterAnswer.run((dl) => coordinator.settle(claim, outcome.result, outcome.reason, dl));
+        // After the answer. Something done is recorded on the claim, so that replicas that lost it answer with
+        // it; anything else (failed, refused, gone) gives the claim up, so that the next alert decides afresh.
+        if (ACTED.has(outcome.result)) this.afterAnswer.run((dl) => coordinator.settle(claim, outcome.result, outcome.reason, dl));
+        else releaseClaim();
       }
       return outcome;
     } catch (e) {
@@ -180,14 +205,25 @@ export class Responder {
     }
   }
 
-  private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot): Outcome {
-    const reason = `blast-radius limit reached: ${this.settings.actionLimit} actions per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
+  /** The slot taken for an action that did not happen, locally and (after the answer) in the shared budget. */
+  private giveBack(local: Taken | undefined, held: SlotHold | undefined): void {
+    this.limiter.giveBack(local);
+    const coordinator = this.coordinator;
+    if (held && coordinator) this.afterAnswer.run((dl) => coordinator.giveBackSlot(held, dl));
+  }
+
+  private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, which: 'full' | 'namespace-full'): Outcome {
+    const window = `per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
+    const reason = which === 'full'
+      ? `blast-radius limit reached: ${this.settings.actionLimit} actions ${window}`
+      : `blast-radius limit reached for namespace ${d.pod.namespace}: ${this.settings.namespaceActionLimit} of the ${this.settings.actionLimit} actions ${window} (NAMESPACE_ACTION_LIMIT)`;
     this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
     return { decision: action, pod: d.pod, result: 'rate-limited', code: 'rate-limited', reason };
   }
 
   private refused(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, r: { code: string; reason: string }): Outcome {
-    this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action}: ${r.reason}`);
+    // An alert whose proof failed gets no Event: it would let anyone write Events about any pod it can name.
+    if (!PROOF_FAILED.has(r.code) || this.authenticated) this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action}: ${r.reason}`);
     return { decision: d.action, pod: d.pod, result: 'skipped', ...r };
   }
 
@@ -214,8 +250,22 @@ export class Responder {
       return outcome;
     } catch (e) {
       if (e instanceof KubeError && e.code === 'guardrail') this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action} by the API server: ${e.message}`);
+      // Refused (403, admission, 4xx): nothing happened, the slot comes back. A timeout or a lost connection may
+      // have acted all the same: the pod is read again after the answer, and the slot kept if it did (or if in doubt).
+      if (e instanceof KubeError && MAYBE_ACTED.has(e.code)) this.afterAnswer.run(async (dl) => {
+        if (!(await this.tookEffect(action, d.pod, pod, dl))) giveBack();
+      });
+      else giveBack();
       return failed(action, e, d.pod);
     }
+  }
+
+  /** Whether the action shows on the pod: a delete or an eviction as a deletionTimestamp (or the pod gone), an isolation as the label. */
+  private async tookEffect(action: ActionKind, ref: PodRef, before: PodSnapshot, deadline: Deadline): Promise<boolean> {
+    if (this.settings.dryRun) return false;
+    const now = await (this.kube as Kube).readPod(ref, deadline);
+    if (!now || now.uid !== before.uid) return action !== 'isolate';
+    return action === 'isolate' ? now.labels[this.settings.quarantineLabel] === 'true' : now.deleting;
   }
 
   private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<MutationResult | { blocked: string }> {

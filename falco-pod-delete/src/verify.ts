@@ -12,6 +12,9 @@ export interface Refusal {
 
 const NAMESPACE_TTL_MS = 10_000;
 
+/** Refusals that rest on what the alert claims, not on the pod: never remembered, never an Event. */
+export const PROOF_FAILED = new Set(['uid-mismatch', 'container-mismatch']);
+
 export class Verifier {
   /** Namespace labels, kept briefly so that a burst costs one read per namespace. */
   private readonly namespaces = new Map<string, { labels: Promise<Record<string, string> | null>; at: number }>();

@@ -325,7 +325,13 @@ export class FakeApiServer {
       return this.send(res, 200, stored);
     }
     if (method === 'DELETE') {
-      if (!this.leases.delete(key)) return notFound();
+      const current = this.leases.get(key);
+      if (!current) return notFound();
+      const wanted = (body as { preconditions?: { resourceVersion?: string } } | undefined)?.preconditions?.resourceVersion;
+      if (wanted !== undefined && wanted !== current.metadata.resourceVersion) {
+        return this.send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": Precondition failed: ResourceVersion in precondition: ${wanted}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`, { name, group: 'coordination.k8s.io', kind: 'leases' }));
+      }
+      this.leases.delete(key);
       return this.send(res, 200, status(200, 'Success', 'deleted'));
     }
     return notFound();
