@@ -48,26 +48,28 @@ it('turns hundreds of identical alerts spread over three replicas into exactly o
   // The outcome is written on the claim after the answer; a replica that lost the claim gives back the budget
   // slot it took alongside, so one pod costs one slot of the cluster-wide budget however many replicas saw it.
   const leases = (prefix: string) => [...api.leases.values()].filter((l) => l.metadata.name.startsWith(prefix));
-  await until(() => leases('fpd-claim-')[0]?.metadata.annotations['falco-pod-delete/outcome'] === 'deleted' && leases('fpd-budget-').length === 1);
+  // One slot of the cluster-wide budget and one of the namespace's share.
+  await until(() => leases('fpd-claim-')[0]?.metadata.annotations['falco-pod-delete/outcome'] === 'deleted' && leases('fpd-budget-').length === 2);
   expect(leases('fpd-claim-')).toHaveLength(1);
   expect(leases('fpd-claim-')[0].metadata.annotations['falco-pod-delete/outcome']).toBe('deleted');
-  expect(leases('fpd-budget-')).toHaveLength(1);
+  expect(leases('fpd-budget-ns-')).toHaveLength(1);
+  expect(leases('fpd-budget-')).toHaveLength(2);
 }, 60_000);
 
 async function until(ok: () => boolean, ms = 5000): Promise<void> {
   for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
 }
 
-it('takes the claim and the budget slot together: both writes in flight at once, before the DELETE', async () => {
+it('takes the claim and the budget slots together: the writes in flight at once, before the DELETE', async () => {
   api.addPod({ namespace: 'default', name: 'overlap' });
   const [r] = await startReplicas(1, { ACTION_LIMIT: '20' });
-  api.fail({ kind: 'delay', ms: 1000 }, { method: 'POST', path: /\/leases$/, times: 2 });
+  api.fail({ kind: 'delay', ms: 1000 }, { method: 'POST', path: /\/leases$/, times: 3 });
   const started = Date.now();
   const answer = await r.post(shellFor('overlap'));
   expect(answer.body.outcome).toBe('deleted');
   const writes = api.requests.filter((q) => q.method === 'POST' && q.path.endsWith('/leases')).map((q) => (q.body as { metadata: { name: string } }).metadata.name);
-  expect(writes).toEqual([expect.stringMatching(/^fpd-claim-/), expect.stringMatching(/^fpd-budget-/)]);
-  // Two 1 s writes one after the other would take 2 s; together, one (a margin of 0.9 s for a slow machine).
+  expect(writes.sort()).toEqual([expect.stringMatching(/^fpd-budget-\d+$/), expect.stringMatching(/^fpd-budget-ns-/), expect.stringMatching(/^fpd-claim-delete-/)]);
+  // 1 s writes one after the other would take 2 s or more; together, one (a margin of 0.9 s for a slow machine).
   expect(Date.now() - started).toBeLessThan(1900);
   const order = api.requests.map((q) => `${q.method} ${q.path.split('/').slice(-2).join('/')}`);
   expect(order.indexOf('DELETE pods/overlap')).toBeGreaterThan(order.lastIndexOf('POST openfaas-fn/leases'));
@@ -75,14 +77,14 @@ it('takes the claim and the budget slot together: both writes in flight at once,
 
 it('acts on at most ACTION_LIMIT pods in total when 60 alerts for 60 pods are spread over three replicas', async () => {
   for (let i = 0; i < 60; i++) api.addPod({ namespace: 'default', name: `pod-${i}` });
-  const rs = await startReplicas(3, { ACTION_LIMIT: '20' });
+  const rs = await startReplicas(3, { ACTION_LIMIT: '20', NAMESPACE_ACTION_LIMIT: '100%' });
   const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => rs[i % 3].post(shellFor(`pod-${i}`))));
   const deleted = answers.filter((a) => a.body.outcome === 'deleted').length;
   expect(podDeletes()).toHaveLength(deleted);
   expect(deleted).toBe(20);
   expect(answers.filter((a) => a.status === 429 && a.body.outcome === 'rate-limited')).toHaveLength(40);
   // The budget: one slot Lease per action in the window, all 20 taken.
-  expect([...api.leases.values()].filter((l) => l.metadata.name.startsWith('fpd-budget-'))).toHaveLength(20);
+  expect([...api.leases.values()].filter((l) => /^fpd-budget-\d+$/.test(l.metadata.name))).toHaveLength(20);
 }, 60_000);
 
 it('leaves the pod actionable again once the claim of a replica killed between claim and action expires', async () => {

@@ -18,8 +18,8 @@ const BUDGET_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'budget' };
 const SLOT_NAMESPACE = 'falco-pod-delete/namespace';
 /** A budget found full is believed full this long (or until its first slot expires) without asking again. */
 const FULL_MEMO_MS = 1000;
-/** Writes tried per pool when other replicas take the free slots first; then the alert is rate-limited. */
-const SLOT_TRIES = 3;
+/** LISTs one slot search makes at most: the first, and one more when other replicas took every free slot it saw. */
+const SLOT_ROUNDS = 2;
 
 /** A slot of the shared budget as held: the cluster-wide one and the namespace's. */
 export interface SlotHold {
@@ -119,22 +119,27 @@ export class Coordinator {
     if (actionLimit === 0) return undefined;
     const known = this.knownFull(namespace);
     if (known) return known;
-    const held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
     const pool = namespacePool(namespace);
     const clusterNames = Array.from({ length: actionLimit }, (_, i) => `${BUDGET_SLOT}${i}`);
     const namespaceNames = Array.from({ length: namespaceActionLimit }, (_, i) => `${pool}${i}`);
     const labels = { ...BUDGET_LABELS, [SLOT_NAMESPACE]: namespace.slice(0, 63) };
-    const [cluster, own] = await Promise.all([
-      this.takeOne(clusterNames, held, BUDGET_LABELS, '', deadline),
-      this.takeOne(namespaceNames, held, labels, namespace, deadline),
-    ]);
+    let cluster: LeaseRecord | 'full' | 'contended' = 'contended';
+    let own: LeaseRecord | 'full' | 'contended' = 'contended';
+    for (let round = 0; round < SLOT_ROUNDS && (cluster === 'contended' || own === 'contended'); round++) {
+      const held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
+      [cluster, own] = await Promise.all([
+        cluster === 'contended' ? this.takeOne(clusterNames, held, BUDGET_LABELS, '', deadline) : cluster,
+        own === 'contended' ? this.takeOne(namespaceNames, held, labels, namespace, deadline) : own,
+      ]);
+    }
     if (typeof cluster === 'object' && typeof own === 'object') return { cluster, namespace: own };
     // What was taken of the two goes back at once: without the other it is no slot.
     for (const taken of [cluster, own]) if (typeof taken === 'object') await this.kube.deleteLease(this.settings.namespace, taken.name, taken.resourceVersion, deadline).catch(() => undefined);
-    return cluster === 'full' ? 'full' : 'namespace-full';
+    return typeof cluster !== 'object' ? 'full' : 'namespace-full';
   }
 
-  private async takeOne(names: string[], held: LeaseRecord[], labels: Record<string, string>, memo: string, deadline: Deadline): Promise<LeaseRecord | 'full'> {
+  /** A free or expired slot of `names` taken, 'full', or 'contended' when other replicas took each free one first. */
+  private async takeOne(names: string[], held: LeaseRecord[], labels: Record<string, string>, memo: string, deadline: Deadline): Promise<LeaseRecord | 'full' | 'contended'> {
     const { namespace, actionWindowMs } = this.settings;
     const now = Date.now();
     const byName = new Map(held.map((l) => [l.name, l]));
@@ -149,7 +154,8 @@ export class Coordinator {
     // Concurrent takers start at different free slots, so that they do not collide on one name.
     const start = Math.floor(Math.random() * candidates.length);
     const spec = (name: string) => ({ ...this.spec(name, {}, labels), durationSeconds: Math.ceil(actionWindowMs / 1000) });
-    for (let i = 0; i < Math.min(SLOT_TRIES, candidates.length); i++) {
+    // Each write that fails means another replica took that slot: at most one try per free slot seen.
+    for (let i = 0; i < candidates.length; i++) {
       const name = candidates[(start + i) % candidates.length];
       const expired = byName.get(name);
       const taken = expired
@@ -157,7 +163,7 @@ export class Coordinator {
         : await this.kube.createLease(namespace, spec(name), deadline);
       if (typeof taken === 'object') return taken;
     }
-    return 'full';
+    return 'contended';
   }
 
   /**
