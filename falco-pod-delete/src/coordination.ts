@@ -18,8 +18,8 @@ const BUDGET_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'budget' };
 const SLOT_NAMESPACE = 'falco-pod-delete/namespace';
 /** A budget found full is believed full this long (or until its first slot expires) without asking again. */
 const FULL_MEMO_MS = 1000;
-/** LISTs one slot search makes at most: the first, and one more when other replicas took every free slot it saw. */
-const SLOT_ROUNDS = 2;
+/** LISTs one slot search makes at most: the first, and more only while other replicas take every free slot it saw. */
+const SLOT_ROUNDS = 4;
 
 /** A slot of the shared budget as held: the cluster-wide one and the namespace's. */
 export interface SlotHold {

@@ -12,7 +12,7 @@ import type { Kube, PodSnapshot } from './kube.js';
 
 export const NODE_LIST_TTL_MS = 2000;
 export const UNKNOWN_NODE_LISTS_PER_SECOND = 1;
-export const UNKNOWN_NODE_LISTS_BURST = 5;
+export const UNKNOWN_NODE_LISTS_BURST = 3;
 const KNOWN_NODE_MS = 3_600_000;
 const MAX_NODES = 10_000;
 

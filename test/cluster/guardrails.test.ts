@@ -94,6 +94,52 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
     expect((await admin.readPod(apps, 'plain'))?.spec?.containers[0].image).toBe('docker.io/library/alpine:3.20');
   });
 
+  it("refuses every pod change but setting the quarantine label to true, each beside a control the server allows", async () => {
+    const apps = await admin.namespace('apps');
+    await admin.pod(apps, 'plain');
+    await admin.pod(apps, 'isolated', { labels: { app: 'isolated', 'falco-pod-delete/quarantine': 'true' } });
+    const patch = (pod: string, body: unknown) => () => asFunction.core.patchNamespacedPod({ name: pod, namespace: apps, body, dryRun: 'All' }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    // Control: what the isolate action sends passes.
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'true' }]))).toBe('allowed');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/finalizers', value: ['example.com/keep'] }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/ownerReferences', value: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'gone', uid: '00000000-0000-4000-8000-000000000000' }] }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/annotations', value: { 'example.com/x': 'y' } }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'false' }]))).toBe('quarantine-only');
+    expect(await refusal(patch('isolated', [{ op: 'replace', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'false' }]))).toBe('quarantine-only');
+    expect(await refusal(patch('isolated', [{ op: 'remove', path: '/metadata/labels/falco-pod-delete~1quarantine' }]))).toBe('quarantine-only');
+    expect((await admin.readPod(apps, 'isolated'))?.metadata?.labels?.['falco-pod-delete/quarantine']).toBe('true');
+  });
+
+  it('refuses a quarantine NetworkPolicy that is not exactly deny-all, and allows the deny-all one', async () => {
+    const apps = await admin.namespace('apps');
+    const create = (spec: k8s.V1NetworkPolicySpec) => () => asFunction.net.createNamespacedNetworkPolicy({ namespace: apps, dryRun: 'All', body: { metadata: { name: 'falco-pod-delete-quarantine' }, spec } });
+    const label = { matchLabels: { 'falco-pod-delete/quarantine': 'true' } };
+    expect(await refusal(create({ podSelector: label, policyTypes: ['Ingress', 'Egress'] }))).toBe('allowed');
+    expect(await refusal(create({ podSelector: label, policyTypes: ['Ingress', 'Egress'], ingress: [{}], egress: [{}] }))).toBe('quarantine-deny-all');
+    expect(await refusal(create({ podSelector: label, policyTypes: ['Ingress'] }))).toBe('quarantine-deny-all');
+    expect(await refusal(create({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] }))).toBe('quarantine-deny-all');
+    expect(await refusal(create({ podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress', 'Egress'] }))).toBe('quarantine-deny-all');
+  });
+
+  it('trims the lists: a critical namespace written after a comma and a space is still guarded', async () => {
+    const params = admin.kubectl(['get', 'configmap', '-n', 'openfaas-fn', 'falco-pod-delete-guardrails', '-o', 'jsonpath={.data.criticalNamespaces}']);
+    const spaced = await admin.namespace('spaced');
+    await admin.pod(spaced, 'victim');
+    // Control: before the edit, the namespace is not critical and a dry-run deletion passes.
+    expect(await refusal(() => asFunction.core.deleteNamespacedPod({ name: 'victim', namespace: spaced, dryRun: 'All' }))).toBe('allowed');
+    admin.kubectl(['patch', 'configmap', '-n', 'openfaas-fn', 'falco-pod-delete-guardrails', '--type=merge', '-p', JSON.stringify({ data: { criticalNamespaces: `kube-system, ${spaced} ,openfaas-fn` } })]);
+    try {
+      let seen: string | undefined;
+      for (let i = 0; i < 50 && seen !== 'critical-namespace'; i++) {
+        seen = await refusal(() => asFunction.core.deleteNamespacedPod({ name: 'victim', namespace: spaced, dryRun: 'All' }));
+        if (seen !== 'critical-namespace') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(seen).toBe('critical-namespace');
+    } finally {
+      admin.kubectl(['patch', 'configmap', '-n', 'openfaas-fn', 'falco-pod-delete-guardrails', '--type=merge', '-p', JSON.stringify({ data: { criticalNamespaces: params } })]);
+    }
+  });
+
   it('lets everything the function legitimately does pass: delete, isolate, dry-run, Events, Leases', async () => {
     const apps = await admin.namespace('apps');
     const a = await admin.pod(apps, 'to-delete');

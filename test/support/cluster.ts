@@ -2,6 +2,8 @@
 // namespaces and pods, the function's ServiceAccount files, and the in-cluster environment a pod would have.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { type RunningFunction, startFunction } from './harness.js';
 // @ts-expect-error plain ESM shared with global setup and the benchmark
@@ -103,6 +105,30 @@ export class Admin {
     return (await this.core.listNamespacedEvent({ namespace })).items;
   }
 
+  /**
+   * The server's own count of requests (apiserver_request_total from GET /metrics), summed over the series
+   * whose labels match `where`: what clients asked of the server, as an operator's dashboard sees it.
+   */
+  async apiRequests(where: Record<string, string | RegExp>): Promise<number> {
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = request(`${this.s.server}/metrics`, { ca: readFileSync(this.s.caPath), cert: readFileSync(join(this.s.dir, 'admin.crt')), key: readFileSync(join(this.s.dir, 'admin.key')) }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    let total = 0;
+    for (const line of text.split('\n')) {
+      const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
+      if (!m) continue;
+      const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+      if (Object.entries(where).every(([k, v]) => (typeof v === 'string' ? labels[k] === v : v.test(labels[k] ?? '')))) total += Number(m[2]);
+    }
+    return total;
+  }
+
   /** A token for a ServiceAccount through the TokenRequest API, as `kubectl create token` does. */
   token(serviceAccount = this.s.serviceAccount, namespace = this.s.namespace): string {
     return this.kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration', '1h']).trim();
@@ -110,9 +136,9 @@ export class Admin {
 }
 
 /** The environment of the function's pod: the API server through KUBERNETES_SERVICE_*, the mounted token. */
-export function inClusterEnv(extra: Record<string, string> = {}, token?: string): { env: Record<string, string>; tokenPath: string } {
+export function inClusterEnv(extra: Record<string, string> = {}, token?: string, namespace?: string): { env: Record<string, string>; tokenPath: string } {
   const s = state();
-  const sa = stageServiceAccountFiles(s, token ?? s.token) as { prefix: string; tokenPath: string };
+  const sa = stageServiceAccountFiles(s, token ?? s.token, namespace ?? s.namespace) as { prefix: string; tokenPath: string };
   return {
     tokenPath: sa.tokenPath,
     env: {
@@ -197,19 +223,24 @@ export interface ClusterFunction {
 }
 
 /** Per test on the real server: a new namespace, and `start` runs the function in-cluster with `defaults`. */
-export function withClusterFunction(defaults: Record<string, string> = {}): ClusterFunction {
+export function withClusterFunction(defaults: Record<string, string> = {}, opts: { ownIdentity?: string } = {}): ClusterFunction {
   const c = { fn: undefined } as ClusterFunction;
-  beforeAll(() => {
+  let identity: Identity | undefined;
+  beforeAll(async () => {
     c.admin = new Admin();
+    // Its own ServiceAccount and namespace (rbac.yaml applied for them): Leases no other suite shares or clears.
+    if (opts.ownIdentity) identity = await rbacCopy(c.admin, opts.ownIdentity);
   });
   beforeEach(async () => {
     c.ns = await c.admin.namespace('apps');
+    // Each test starts with no budget spent and no claims.
+    if (identity) await c.admin.leases.deleteCollectionNamespacedLease({ namespace: identity.namespace });
   });
   afterEach(async () => {
     await c.fn?.fn.drain();
     await c.fn?.stop();
     c.fn = undefined;
   });
-  c.start = async (extra = {}) => (c.fn = await startFunction(inClusterEnv({ ...defaults, ...extra }).env));
+  c.start = async (extra = {}) => (c.fn = await startFunction(inClusterEnv({ ...defaults, ...extra }, identity?.token(), identity?.namespace).env));
   return c;
 }
