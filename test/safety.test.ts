@@ -120,6 +120,29 @@ describe('blast-radius limit', () => {
     expect([...t.api.leases.keys()].filter((k) => k.includes('fpd-budget-'))).toHaveLength(2); // the cluster slot and the namespace's, of the one deletion
   });
 
+  it('after a timeout, reads the pod: the slot comes back when the deletion did not happen', async () => {
+    for (const n of ['a', 'b']) t.api.addPod({ namespace: 'default', name: n });
+    t.api.fail({ kind: 'hang' }, { method: 'DELETE', path: /\/pods\/a$/, times: 50 });
+    await start({ ACTION_LIMIT: '1', NAMESPACE_ACTION_LIMIT: '100%', COORDINATION: 'single', API_TIMEOUT_MS: '200', ALERT_DEADLINE_MS: '1000' });
+    expect((await t.fn.post(shellFor('a'))).status).toBe(504);
+    await t.fn.fn.drain();
+    expect(t.api.calls('GET', '/api/v1/namespaces/default/pods/a').length).toBe(2); // before acting, and after the timeout
+    expect((await t.fn.post(shellFor('b'))).body).toMatchObject({ outcome: 'deleted' });
+  });
+
+  it('after a timeout, keeps the slot when the pod shows the deletion took effect all the same', async () => {
+    for (const n of ['a', 'b']) t.api.addPod({ namespace: 'default', name: n });
+    t.api.fail({ kind: 'hang' }, { method: 'DELETE', path: /\/pods\/a$/, times: 50 });
+    await start({ ACTION_LIMIT: '1', NAMESPACE_ACTION_LIMIT: '100%', COORDINATION: 'single', API_TIMEOUT_MS: '200', ALERT_DEADLINE_MS: '1000' });
+    const answer = t.fn.post(shellFor('a'));
+    // The DELETE reached the server and acted; only its answer was lost.
+    while (t.api.calls('DELETE').length === 0) await new Promise((r) => setTimeout(r, 10));
+    (t.api.pods.get('default/a')?.metadata as Record<string, unknown>).deletionTimestamp = new Date().toISOString();
+    expect((await answer).status).toBe(504);
+    await t.fn.fn.drain();
+    expect((await t.fn.post(shellFor('b'))).status).toBe(429);
+  });
+
   it('is off at ACTION_LIMIT=0', async () => {
     for (const n of ['a', 'b', 'c']) t.api.addPod({ namespace: 'default', name: n });
     await start({ ACTION_LIMIT: '0' });
@@ -212,6 +235,38 @@ describe('audit Events', () => {
     expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
     await t.fn.fn.drain();
     expect(t.fn.lines.some((l) => l.msg === 'could not record a Kubernetes Event')).toBe(true);
+  });
+});
+
+describe('audit lines under attack', () => {
+  it('say whether the request was authenticated and which peer sent it', async () => {
+    await start();
+    await t.fn.post(shell(), { 'x-forwarded-for': '10.1.2.3' });
+    expect(t.fn.audits()[0]).toMatchObject({ authenticated: false, peer: expect.stringMatching(/127\.0\.0\.1$/), forwardedFor: '10.1.2.3' });
+    await t.fn.stop();
+    await start({ AUTH_TOKEN_FILE: secretFile() });
+    await t.fn.post(shell(), { authorization: 'Bearer s3cr3t-value' });
+    expect(t.fn.audits()[0]).toMatchObject({ authenticated: true });
+  });
+
+  it('bound declined and rejected lines, and summarise the rest by code, so a flood cannot rotate out the real lines', async () => {
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    await start({ AUDIT_DECLINES_PER_SECOND: '5' });
+    const began = performance.now();
+    for (let i = 0; i < 100; i++) await t.fn.post(i % 2 ? '{nope' : withFields(shell(), { 'container.id': null }));
+    const seconds = (performance.now() - began) / 1000;
+    expect((await t.fn.post(shell())).body).toMatchObject({ outcome: 'deleted' });
+    await new Promise((r) => setTimeout(r, 1200));
+    const lines = t.fn.audits();
+    const own = lines.filter((l) => l.outcome === 'skipped' || l.outcome === 'rejected');
+    const summaries = lines.filter((l) => l.outcome === 'suppressed');
+    // A burst of 10, then 5 a second while the flood lasted.
+    expect(own.length).toBeLessThanOrEqual(10 + Math.ceil(5 * seconds) + 1);
+    const codes: Record<string, number> = {};
+    for (const s of summaries) for (const [k, v] of Object.entries(s.codes as Record<string, number>)) codes[k] = (codes[k] ?? 0) + v;
+    for (const l of own) codes[l.code as string] = (codes[l.code as string] ?? 0) + 1;
+    expect(codes).toEqual({ unproven: 50, unparseable: 50 });
+    expect(lines.filter((l) => l.outcome === 'deleted')).toHaveLength(1);
   });
 });
 

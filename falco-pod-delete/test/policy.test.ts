@@ -45,6 +45,26 @@ entries:
     expect(globMatch('team-?', 'team-a')).toBe(true);
   });
 
+  it('matches a pathological glob against a long rule in linear time, not by backtracking', () => {
+    const rule = 'a'.repeat(1000);
+    // A regex of .* for each * takes seconds on this; the matcher's steps are bounded by pattern x value.
+    const began = process.hrtime.bigint();
+    expect(globMatch('*a*b*c*d*', rule)).toBe(false);
+    expect(globMatch('*a*a*a*a*a*a*a*a*b', rule)).toBe(false);
+    expect(Number(process.hrtime.bigint() - began) / 1e6).toBeLessThan(500);
+  });
+
+  it('agrees with a regex translation on every short pattern and value', () => {
+    const alphabet = ['a', 'b', '*', '?'];
+    const words = (n: number): string[] => (n === 0 ? [''] : words(n - 1).flatMap((w) => alphabet.map((c) => w + c)));
+    const patterns = [0, 1, 2, 3, 4].flatMap(words);
+    const values = [0, 1, 2, 3, 4].flatMap(words).filter((v) => !/[*?]/.test(v));
+    for (const p of patterns) {
+      const re = new RegExp(`^${p.replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
+      for (const v of values) expect([p, v, globMatch(p, v)]).toEqual([p, v, re.test(v)]);
+    }
+  });
+
   it('has a default that deletes for Terminal shell in container only', () => {
     expect(DEFAULT_POLICY.entries).toEqual([{ name: 'terminal-shell', match: { rules: ['Terminal shell in container'] }, action: 'delete' }]);
     expect(matchPolicy(DEFAULT_POLICY, alert(), pod)).toBeUndefined();
