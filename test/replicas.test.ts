@@ -60,10 +60,11 @@ async function until(ok: () => boolean, ms = 5000): Promise<void> {
   for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
 }
 
-it('takes the claim and the budget slots together: the writes in flight at once, before the DELETE', async () => {
+it('takes the claim and the budget slot together: the writes in flight at once, before the DELETE', async () => {
   api.addPod({ namespace: 'default', name: 'overlap' });
   const [r] = await startReplicas(1, { ACTION_LIMIT: '20' });
-  api.fail({ kind: 'delay', ms: 1000 }, { method: 'POST', path: /\/leases$/, times: 3 });
+  // The claim and the namespace's share are the first two writes, at once; the cluster slot follows the share.
+  api.fail({ kind: 'delay', ms: 1000 }, { method: 'POST', path: /\/leases$/, times: 2 });
   const started = Date.now();
   const answer = await r.post(shellFor('overlap'));
   expect(answer.body.outcome).toBe('deleted');

@@ -123,19 +123,24 @@ export class Coordinator {
     const clusterNames = Array.from({ length: actionLimit }, (_, i) => `${BUDGET_SLOT}${i}`);
     const namespaceNames = Array.from({ length: namespaceActionLimit }, (_, i) => `${pool}${i}`);
     const labels = { ...BUDGET_LABELS, [SLOT_NAMESPACE]: namespace.slice(0, 63) };
-    let cluster: LeaseRecord | 'full' | 'contended' = 'contended';
-    let own: LeaseRecord | 'full' | 'contended' = 'contended';
-    for (let round = 0; round < SLOT_ROUNDS && (cluster === 'contended' || own === 'contended'); round++) {
-      const held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
-      [cluster, own] = await Promise.all([
-        cluster === 'contended' ? this.takeOne(clusterNames, held, BUDGET_LABELS, '', deadline) : cluster,
-        own === 'contended' ? this.takeOne(namespaceNames, held, labels, namespace, deadline) : own,
-      ]);
-    }
-    if (typeof cluster === 'object' && typeof own === 'object') return { cluster, namespace: own };
-    // What was taken of the two goes back at once: without the other it is no slot.
-    for (const taken of [cluster, own]) if (typeof taken === 'object') await this.kube.deleteLease(this.settings.namespace, taken.name, taken.resourceVersion, deadline).catch(() => undefined);
-    return typeof cluster !== 'object' ? 'full' : 'namespace-full';
+    // The namespace's share first, then the cluster's slot: a namespace slot held for a moment (its cluster slot
+    // turned out full) only ever turns away alerts of that namespace, never the budget's other users.
+    let held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
+    const take = async (names: string[], labels: Record<string, string>, memo: string): Promise<LeaseRecord | 'full'> => {
+      for (let round = 0; ; round++) {
+        const taken = await this.takeOne(names, held, labels, memo, deadline);
+        if (taken !== 'contended') return taken;
+        if (round + 1 >= SLOT_ROUNDS) return 'full';
+        held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
+      }
+    };
+    const own = await take(namespaceNames, labels, namespace);
+    if (own === 'full') return 'namespace-full';
+    const cluster = await take(clusterNames, BUDGET_LABELS, '');
+    if (cluster !== 'full') return { cluster, namespace: own };
+    // Without the cluster's slot the namespace's is no slot: back at once.
+    await this.kube.deleteLease(this.settings.namespace, own.name, own.resourceVersion, deadline).catch(() => undefined);
+    return 'full';
   }
 
   /** A free or expired slot of `names` taken, 'full', or 'contended' when other replicas took each free one first. */
