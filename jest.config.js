@@ -11,4 +11,6 @@ export default {
   // A real kube-apiserver and etcd for the suites in test/cluster/ (skipped, with one line, without KUBEBUILDER_ASSETS).
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
+  // Every process a test file started is stopped when the file ends (test/support/children.ts).
+  setupFilesAfterEnv: ['<rootDir>/test/support/after-each-file.ts'],
 };

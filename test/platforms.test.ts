@@ -1,5 +1,6 @@
 // The other ways Falco alerts reach the function: Knative (CloudEvents), Kubeless, Google Cloud Functions.
 // Each runs the real SDK or runtime where the registry has one, against the stand-in Kubernetes API.
+import { track } from './support/children.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire, Module } from 'node:module';
@@ -203,7 +204,7 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
   async function framework(env: Record<string, string>): Promise<string> {
     const port = await freePort();
     const main = resolve('node_modules/@google-cloud/functions-framework/build/src/main.js');
-    child = spawn(process.execPath, [main, '--target=falcoPodDelete', '--source=dist/gcf', `--port=${port}`], { env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = track(spawn(process.execPath, [main, '--target=falcoPodDelete', '--source=dist/gcf', `--port=${port}`], { detached: true, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', METRICS_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     for (let i = 0; i < 100; i++) {

@@ -1,10 +1,47 @@
 // The audit trail: exactly one JSON line on stdout per alert, plus diagnostics on the same stream.
-import { pino, destination as fileDestination, stdTimeFunctions, type Logger, type DestinationStream } from 'pino';
+import { writeSync } from 'node:fs';
+import { pino, stdTimeFunctions, type Logger, type DestinationStream } from 'pino';
 import type { Alert } from './alert.js';
 import type { EnvelopeKind } from './envelope.js';
 import type { Outcome } from './outcome.js';
 
-export function createLogger(level: string, destination: DestinationStream = fileDestination({ dest: 1, sync: true })): Logger {
+/**
+ * Standard output as a log collector may leave it: each line written at once (no buffer to lose on exit), and
+ * never a reason to hang or spin. A closed pipe (EPIPE, EBADF) ends writing for good; a full one (EAGAIN, the
+ * collector stalled) is waited on for at most 100 ms a line, then the line is dropped. Both are counted.
+ */
+export class StdoutLines implements DestinationStream {
+  dropped = 0;
+  closed = false;
+  private static readonly pause = new Int32Array(new SharedArrayBuffer(4));
+
+  constructor(private readonly fd = 1) {}
+
+  write(line: string): void {
+    if (this.closed) {
+      this.dropped++;
+      return;
+    }
+    let rest = Buffer.from(line);
+    const giveUp = Date.now() + 100;
+    while (rest.length > 0) {
+      try {
+        rest = rest.subarray(writeSync(this.fd, rest));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' && Date.now() < giveUp) {
+          Atomics.wait(StdoutLines.pause, 0, 0, 1);
+          continue;
+        }
+        if (code !== 'EAGAIN') this.closed = true;
+        this.dropped++;
+        return;
+      }
+    }
+  }
+}
+
+export function createLogger(level: string, destination: DestinationStream = new StdoutLines()): Logger {
   return pino(
     {
       level,

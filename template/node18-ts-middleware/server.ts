@@ -123,6 +123,8 @@ export async function main(fn: FunctionModule, env = process.env): Promise<Runni
   const stop = async (signal: string) => {
     running.app.locals.stopping = true;
     const serving = opts.keepServingMs ?? 0;
+    // Whatever the drain meets (a close hook that never settles, a blocked write), the process ends on time.
+    setTimeout(() => process.exit(1), serving + opts.drainMs + 2000).unref();
     console.error(JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: `${signal}: serving ${serving} ms more (the watchdog's healthcheck_interval), then draining in-flight requests` }));
     if (serving > 0) await new Promise((resolve) => setTimeout(resolve, serving));
     running.shutdown().then(

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-export const SKIP_HINT = 'real-server suites skipped: set KUBEBUILDER_ASSETS to a directory with kube-apiserver, etcd and kubectl (../shared/tools/unpack.sh DIR, or setup-envtest use -p path)';
+export const SKIP_HINT = 'real-server suites skipped: set KUBEBUILDER_ASSETS to a directory with kube-apiserver, etcd and kubectl (envtest\'s: go install sigs.k8s.io/controller-runtime/tools/setup-envtest@latest && setup-envtest use -p path, with kubectl from https://dl.k8s.io beside them)';
 
 /** The assets directory when it holds what a control plane needs, else undefined. */
 export function assetsDir(env = process.env) {

@@ -1,11 +1,16 @@
 // One real control plane per test run, when KUBEBUILDER_ASSETS is set; its connection facts go to the test
 // workers through FPD_CLUSTER (a JSON file). FPD_REQUIRE_REAL=1 (CI) makes missing assets or a missing
-// faas-cli/fwatchdog an error instead of a skip.
-import { existsSync, writeFileSync } from 'node:fs';
+// faas-cli/fwatchdog an error instead of a skip. Every temporary directory of the run is made under one run
+// directory (TMPDIR, which the workers inherit), so that global teardown can remove it and find what was left.
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SKIP_HINT, assetsDir, startControlPlane } from './control-plane.mjs';
 
 export default async function globalSetup() {
+  const runDir = mkdtempSync(join(tmpdir(), 'fpd-run-'));
+  process.env.FPD_RUN_DIR = runDir;
+  process.env.TMPDIR = runDir;
   const assets = assetsDir();
   const required = process.env.FPD_REQUIRE_REAL === '1';
   if (required) {

@@ -33,7 +33,7 @@ export function captureLogger(lines: LogLine[], level = 'info') {
 export async function startFunction(env: Record<string, string | undefined>): Promise<RunningFunction> {
   const lines: LogLine[] = [];
   const fn = FalcoResponse.fromEnv(env, captureLogger(lines));
-  const running = await startServer(httpFunction(fn, { metricsPort: env.METRICS_PORT ? Number(env.METRICS_PORT) : undefined }), { port: 0, host: '127.0.0.1', bodyLimit: env.max_body_size ?? '512kb', drainMs: 2000 });
+  const running = await startServer(httpFunction(fn, { metricsPort: env.METRICS_PORT ? Number(env.METRICS_PORT) : undefined, metricsHost: '127.0.0.1' }), { port: 0, host: '127.0.0.1', bodyLimit: env.max_body_size ?? '512kb', drainMs: 2000 });
   const url = `http://127.0.0.1:${running.port}/`;
   const post = async (body: unknown, headers: Record<string, string> = {}) => {
     const r = await fetch(url, {

@@ -1,12 +1,13 @@
 // The real faas-cli and of-watchdog (OPENFAAS_TOOLS, or KUBEBUILDER_ASSETS when ../shared/tools/unpack.sh
 // filled it), the template's Dockerfile read as the image build would run it, and a watchdog process.
+import { track } from './children.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './process.js';
 
-export const TOOLS_HINT = 'watchdog suites skipped: set OPENFAAS_TOOLS (or KUBEBUILDER_ASSETS) to a directory with faas-cli and fwatchdog (../shared/tools/unpack.sh DIR)';
+export const TOOLS_HINT = 'watchdog suites skipped: set OPENFAAS_TOOLS (or KUBEBUILDER_ASSETS) to a directory with faas-cli (https://github.com/openfaas/faas-cli/releases) and fwatchdog (https://github.com/openfaas/of-watchdog/releases)';
 
 export function openfaasTools(env = process.env): string | undefined {
   for (const dir of [env.OPENFAAS_TOOLS, env.KUBEBUILDER_ASSETS]) {
@@ -112,10 +113,12 @@ export async function startWatchdog(tools: string, ship: string, imageEnv: Recor
   const tmp = mkdtempSync(join(tmpdir(), 'fpd-wd-'));
   const env = {
     PATH: process.env.PATH ?? '', HOME: tmp, TMPDIR: tmp, ...imageEnv,
-    port: String(port), http_port: String(upstream), upstream_url: `http://127.0.0.1:${upstream}`, ...extra,
+    port: String(port), http_port: String(upstream), upstream_url: `http://127.0.0.1:${upstream}`,
+    // The function behind it on loopback, without the metrics port unless asked for.
+    http_host: '127.0.0.1', METRICS_PORT: '0', METRICS_HOST: '127.0.0.1', ...extra,
   };
   const [cmd, ...args] = [...wrapper, join(tools, 'fwatchdog')];
-  const child = spawn(cmd, args, { cwd: ship, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(cmd, args, { cwd: ship, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
   const stdout: string[] = [];
   const stderr: string[] = [];
   const lines = (into: string[]) => {

@@ -2,6 +2,7 @@
 // real processes: the template build, SIGTERM draining, several replicas.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type AddressInfo, createServer } from 'node:net';
+import { track } from './children.js';
 
 export interface FunctionProcess {
   child: ChildProcess;
@@ -24,7 +25,8 @@ export async function freePort(): Promise<number> {
 
 export async function spawnFunction(args: string[], env: Record<string, string>, opts: { cwd?: string; port?: number } = {}): Promise<FunctionProcess> {
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, args, { cwd: opts.cwd, env: { PATH: process.env.PATH ?? '', http_port: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Loopback only, and no metrics port unless the test asks for one (9464 would clash with a user's npm start).
+  const child = track(spawn(process.execPath, args, { cwd: opts.cwd, detached: true, env: { PATH: process.env.PATH ?? '', http_port: String(port), http_host: '127.0.0.1', METRICS_PORT: '0', METRICS_HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const stdout: string[] = [];
   const stderr: string[] = [];
   child.stdout?.on('data', (d: Buffer) => stdout.push(...d.toString().split('\n').filter(Boolean)));
