@@ -80,9 +80,17 @@ KUBECONFIG
 chmod 600 "$file"
 
 if [ "$create_secret" = 1 ]; then
-  faas-cli secret create "$secret_name" --from-file "$file" || faas-cli secret update "$secret_name" --from-file "$file"
-  echo "stored as OpenFaaS secret $secret_name; in stack.yml set KUBECONFIG_FILE=/var/openfaas/secrets/$secret_name and list the secret"
-  [ -z "$out" ] && rm -f "$file"
+  # faas-cli 0.18 exits 0 from `secret create` when it cannot reach the gateway: the secret is believed stored
+  # only once `faas-cli secret list` shows it. Until then the kubeconfig is kept, and the script fails.
+  faas-cli secret create "$secret_name" --from-file "$file" >/dev/null 2>&1 || faas-cli secret update "$secret_name" --from-file "$file" >/dev/null 2>&1 || true
+  if listed=$(faas-cli secret list 2>&1) && printf '%s\n' "$listed" | awk 'NR > 1 { print $1 }' | grep -qx "$secret_name"; then
+    echo "stored as OpenFaaS secret $secret_name; in stack.yml set KUBECONFIG_FILE=/var/openfaas/secrets/$secret_name and list the secret"
+    [ -z "$out" ] && rm -f "$file"
+  else
+    echo "error: the OpenFaaS secret $secret_name was not stored (faas-cli secret list: $(printf '%s' "$listed" | head -1))." >&2
+    echo "the kubeconfig is kept in $file: store it with 'faas-cli secret create $secret_name --from-file $file' once the gateway is reachable (faas-cli login, OPENFAAS_URL), then delete it" >&2
+    exit 1
+  fi
 else
   echo "kubeconfig written to $file"
 fi

@@ -1,8 +1,8 @@
 // The template as users meet it: the real `faas-cli build --shrinkwrap` and `faas-cli new`, the Dockerfile's
 // own steps, and the bundle behind the real of-watchdog with the image's ENV (read from the Dockerfile).
 // The watchdog's metrics port (8081) is fixed, so the cases in this file run one watchdog at a time.
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Admin, clusterState, inClusterEnv } from './support/cluster.js';
@@ -177,6 +177,8 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
     const stack = readFileSync('stack.yml', 'utf8');
     const configured = (YAML.parse(stack) as { provider: { gateway: string } }).provider.gateway;
     writeFileSync(join(cwd, 'stack.yml'), stack.replace(`gateway: ${configured}`, `gateway: ${gateway.url}`));
+    mkdirSync(join(cwd, 'scripts'));
+    copyFileSync('scripts/audit-log.sh', join(cwd, 'scripts', 'audit-log.sh'));
     try {
       const commands = faasCliLogsCommands(readFileSync('README.md', 'utf8'));
       expect(commands.length).toBeGreaterThanOrEqual(4);
@@ -198,6 +200,19 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
       await gateway.stop();
     }
   }, 120_000);
+});
+
+describeTools('the README\'s audit command when faas-cli cannot reach the gateway', () => {
+  it('fails with faas-cli\'s message and a non-zero status, where the bare jq pipeline printed nothing and exited 0', () => {
+    const tools = TOOLS as string;
+    const env = { ...process.env, PATH: `${tools}:${process.env.PATH ?? ''}`, OPENFAAS_URL: 'http://127.0.0.1:1', HOME: mkdtempSync(join(tmpdir(), 'fpd-home-')) };
+    const bare = spawnSync('bash', ['-c', 'faas-cli logs falco-pod-delete --tail=false --since 1h --time-format "" | jq -cR \'fromjson? | select(.audit)\''], { env, encoding: 'utf8' });
+    expect([bare.status, bare.stdout]).toEqual([0, '']);
+    const run = spawnSync('bash', ['-o', 'pipefail', '-c', 'scripts/audit-log.sh --since 1h | jq -c .'], { env, encoding: 'utf8' });
+    expect(run.status).not.toBe(0);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/faas-cli logs: Cannot connect to OpenFaaS on URL: http:\/\/127\.0\.0\.1:1/);
+  });
 });
 
 describeTools('`faas-cli new --lang node18-ts-middleware` in a clone of this repository', () => {

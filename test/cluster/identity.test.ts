@@ -1,11 +1,12 @@
 // The function's identity as the real server sees it: least privilege checked by the server itself, a
 // permission taken away, the ServiceAccount replaced under a running function, and the CE kubeconfig.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { Admin, describeCluster, inClusterEnv, rbacCopy, state } from '../support/cluster.js';
+import { Admin, clusterState, describeCluster, inClusterEnv, rbacCopy, state } from '../support/cluster.js';
+import { startLogGateway } from '../support/openfaas.js';
 import { fixture, type RunningFunction, startFunction, withFields } from '../support/harness.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
@@ -90,6 +91,29 @@ describeCluster('the ServiceAccount from rbac.yaml on a real API server', () => 
     const r = await fn.post(shellIn(ns, 'second', second.containerId));
     expect(r.body).toMatchObject({ outcome: 'deleted', pod: 'second' });
     expect(await admin.contained(ns, 'second')).toBe(true);
+  });
+
+  const withFaasCli = (clusterState && existsSync(join(clusterState.assets, 'faas-cli'))) || process.env.FPD_REQUIRE_REAL === '1' ? it : it.skip;
+
+  withFaasCli('make-kubeconfig.sh fails, and keeps the kubeconfig, when faas-cli cannot store the secret (faas-cli itself exits 0)', () => {
+    const env = { ...process.env, PATH: `${state().assets}:${process.env.PATH ?? ''}`, KUBECONFIG: state().adminKubeconfig, OPENFAAS_URL: 'http://127.0.0.1:1', HOME: mkdtempSync(join(tmpdir(), 'fpd-home-')), TMPDIR: mkdtempSync(join(tmpdir(), 'fpd-mk-')) };
+    const run = spawnSync('bash', ['scripts/make-kubeconfig.sh', '--duration', '1h', '--server', state().server], { env, encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stdout).not.toMatch(/stored as OpenFaaS secret/);
+    expect(run.stderr).toMatch(/the OpenFaaS secret falco-pod-delete-kubeconfig was not stored \(faas-cli secret list: Cannot connect to OpenFaaS on URL: http:\/\/127\.0\.0\.1:1\)/);
+    const kept = /the kubeconfig is kept in (\S+):/.exec(run.stderr)?.[1] as string;
+    expect(readFileSync(kept, 'utf8')).toMatch(/current-context: falco-pod-delete/);
+  });
+
+  withFaasCli('make-kubeconfig.sh says the secret is stored only once faas-cli secret list shows it', async () => {
+    const gateway = await startLogGateway([]);
+    try {
+      const env = { ...process.env, PATH: `${state().assets}:${process.env.PATH ?? ''}`, KUBECONFIG: state().adminKubeconfig, OPENFAAS_URL: gateway.url, HOME: mkdtempSync(join(tmpdir(), 'fpd-home-')) };
+      const run = await new Promise<{ code: number | null; out: string }>((resolve) => execFile('bash', ['scripts/make-kubeconfig.sh', '--duration', '1h', '--server', state().server], { env }, (e, out) => resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, out })));
+      expect(run).toEqual({ code: 0, out: expect.stringContaining('stored as OpenFaaS secret falco-pod-delete-kubeconfig') });
+    } finally {
+      await gateway.stop();
+    }
   });
 
   it('acts through the kubeconfig scripts/make-kubeconfig.sh writes (Community Edition), as KUBECONFIG_FILE', async () => {

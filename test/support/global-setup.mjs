@@ -2,13 +2,15 @@
 // workers through FPD_CLUSTER (a JSON file). FPD_REQUIRE_REAL=1 (CI) makes missing assets or a missing
 // faas-cli/fwatchdog an error instead of a skip. Every temporary directory of the run is made under one run
 // directory (TMPDIR, which the workers inherit), so that global teardown can remove it and find what was left.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SKIP_HINT, assetsDir, startControlPlane } from './control-plane.mjs';
 
 export default async function globalSetup() {
   const runDir = mkdtempSync(join(tmpdir(), 'fpd-run-'));
+  chmodSync(runDir, 0o1777); // as /tmp is: the suite that runs the bundle as an unprivileged user makes its directories here
+
   process.env.FPD_RUN_DIR = runDir;
   process.env.TMPDIR = runDir;
   const assets = assetsDir();

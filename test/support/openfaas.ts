@@ -180,8 +180,22 @@ export async function startLogGateway(lines: Array<{ text: string; timestamp: Da
   const { createServer } = await import('node:http');
   const requests: URLSearchParams[] = [];
   const open = new Set<import('node:http').ServerResponse>();
+  const secrets = new Set<string>();
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://gateway');
+    if (url.pathname === '/system/secrets') {
+      // faas-netes' secrets API as faas-cli uses it: GET lists [{name, namespace}], POST creates, PUT updates.
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        if (req.method === 'GET') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([...secrets].map((name) => ({ name, namespace: 'openfaas-fn' }))));
+        const name = (JSON.parse(body || '{}') as { name?: string }).name ?? '';
+        if (req.method === 'POST' && secrets.has(name)) return res.writeHead(409).end(`secret ${name} already exists`);
+        secrets.add(name);
+        res.writeHead(req.method === 'POST' ? 201 : 200).end();
+      });
+      return;
+    }
     if (url.pathname !== '/system/logs') {
       res.writeHead(404).end();
       return;
@@ -208,7 +222,7 @@ export async function startLogGateway(lines: Array<{ text: string; timestamp: Da
   };
 }
 
-/** The `faas-cli logs` commands in a markdown text: in code blocks (with continuations) and in inline code. */
+/** The `faas-cli logs` and `scripts/audit-log.sh` commands in a markdown text: in code blocks (with continuations) and in inline code. */
 export function faasCliLogsCommands(markdown: string): string[] {
   const found: string[] = [];
   let block: string[] | undefined;
@@ -216,11 +230,11 @@ export function faasCliLogsCommands(markdown: string): string[] {
     if (/^\s*```/.test(line)) {
       if (block) {
         const joined = block.join('\n').replace(/\\\n\s*/g, ' ');
-        for (const l of joined.split('\n')) if (/^\s*faas-cli logs /.test(l)) found.push(l.trim());
+        for (const l of joined.split('\n')) if (/^\s*(faas-cli logs|scripts\/audit-log\.sh) /.test(l)) found.push(l.trim());
         block = undefined;
       } else block = [];
     } else block?.push(line);
   }
-  for (const inline of markdown.matchAll(/`(faas-cli logs [^`]+)`/g)) found.push(inline[1].replace(/\\\|/g, '|'));
+  for (const inline of markdown.matchAll(/`((?:faas-cli logs|scripts\/audit-log\.sh) [^`]+)`/g)) found.push(inline[1].replace(/\\\|/g, '|'));
   return found;
 }
