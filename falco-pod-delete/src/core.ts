@@ -10,7 +10,7 @@ import { Deadline } from './deadline.js';
 import { decide, type Guards } from './decision.js';
 import type { EnvelopeKind, Headers } from './envelope.js';
 import { intake } from './intake.js';
-import { ClientNodeKube, type ClusterSource, discoverCluster, type Kube } from './kube.js';
+import { ClientNodeKube, type ClusterSource, discoverCluster, identityOf, type Kube } from './kube.js';
 import { type Outcome, failed, httpStatus } from './outcome.js';
 import { type Policy, loadPolicy } from './policy.js';
 import { Responder } from './response.js';
@@ -128,20 +128,30 @@ export class FalcoResponse {
     const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls, (v, r, c, s) => metrics.observeKube(v, r, c, s));
     // Own namespace: the service-account mount, POD_NAMESPACE, else the kubeconfig context's (outside a cluster).
     const namespace = ownNamespace(config) ?? (source.kind === 'none' ? undefined : source.kc.getContextObject(source.kc.getCurrentContext())?.namespace);
+    const identity = identityOf(source);
+    const live = source.kind !== 'none' && !config.dryRun;
     const startup = {
       cluster: source.kind,
       server: source.kind === 'none' ? undefined : source.kc.getCurrentCluster()?.server,
-      dryRun: config.dryRun || source.kind === 'none',
+      identity: identity.name,
+      actions: live ? 'real' : 'dry-run',
+      dryRun: !live,
       criticalNamespaces: config.criticalNamespaces,
       policyEntries: policy.entries.map((e) => `${e.name}: ${e.action}`),
       actionLimit: config.actionLimit === 0 ? 'off' : `${config.actionLimit}/${config.actionWindowSeconds}s`,
+      namespaceActionLimit: config.actionLimit === 0 ? 'off' : namespaceShare(config.namespaceActionLimit, config.actionLimit),
       coordination: config.clusterCoordination ? `cluster (Leases in ${namespace ?? '?'})` : 'single replica',
       sharedSecret: config.authTokenFile !== undefined,
     };
     if (source.kind === 'none') {
       log.warn(startup, 'DRY-RUN: no cluster configuration found (no KUBECONFIG_FILE, no in-cluster service account, no KUBECONFIG); alerts are decided and logged, nothing is deleted');
+    } else if (!live) {
+      log.info(startup, `started in DRY_RUN mode against ${startup.server} as ${identity.name}: nothing will be changed (server-side dry runs and FalcoResponseDryRun Events only)`);
+    } else if (!identity.serviceAccount) {
+      // The user's own credentials: neither rbac.yaml's least privilege nor guardrails.yaml (bound to the function's ServiceAccount) limits them.
+      log.warn(startup, `LIVE: deletions are real, against ${startup.server} as ${identity.name}, which is not a ServiceAccount: rbac.yaml and guardrails.yaml do not limit these credentials. Set DRY_RUN=true to see what it would do first`);
     } else {
-      log.info(startup, config.dryRun ? 'started in DRY_RUN mode: nothing will be changed' : 'started');
+      log.info(startup, `started: actions are real, against ${startup.server} as ${identity.name}`);
     }
     return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics });
   }

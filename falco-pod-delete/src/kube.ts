@@ -1,4 +1,5 @@
 // The Kubernetes seam: a small interface the response stage calls, and its client-node implementation.
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Agent, type AgentOptions } from 'node:https';
 import { isIPv6 } from 'node:net';
@@ -167,11 +168,53 @@ export function discoverCluster(opts: { kubeconfigFile?: string; kubeconfigData?
   }
   if (env.KUBECONFIG) {
     const kc = new k8s.KubeConfig();
-    kc.loadFromDefault();
+    // The given environment's KUBECONFIG (loadFromDefault would read process.env's): its first file that exists.
+    const file = env.KUBECONFIG.split(':').find((f) => f !== '' && existsSync(f));
+    if (!file) throw new Error(`invalid configuration: KUBECONFIG ${env.KUBECONFIG} names no file that exists`);
+    kc.loadFromFile(file);
     if (!kc.getCurrentCluster()) throw new Error(`invalid configuration: KUBECONFIG ${env.KUBECONFIG} has no current cluster`);
     return { kind: 'kubeconfig-env', path: env.KUBECONFIG, kc };
   }
   return { kind: 'none' };
+}
+
+/**
+ * Who the function acts as, read from its credentials without an API call: a ServiceAccount token's subject
+ * (system:serviceaccount:NS:NAME), a client certificate's subject, else the kubeconfig user's name.
+ */
+export function identityOf(source: ClusterSource): { name: string; serviceAccount: boolean } {
+  if (source.kind === 'none') return { name: 'none', serviceAccount: false };
+  const jwtSubject = (token: string | undefined) => {
+    try {
+      const payload = JSON.parse(Buffer.from((token ?? '').split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown };
+      return typeof payload.sub === 'string' ? payload.sub : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const named = (name: string) => ({ name, serviceAccount: name.startsWith('system:serviceaccount:') });
+  if (source.kind === 'in-cluster') {
+    let sub: string | undefined;
+    try {
+      sub = jwtSubject(source.token.get());
+    } catch {
+      // unreadable now: the mount is still the pod's ServiceAccount
+    }
+    return { name: sub ?? "the pod's ServiceAccount", serviceAccount: true };
+  }
+  const user = source.kc.getCurrentUser();
+  const fromToken = jwtSubject(user?.token);
+  if (fromToken) return named(fromToken);
+  const cert = user?.certData ? Buffer.from(user.certData, 'base64') : user?.certFile && existsSync(user.certFile) ? readFileSync(user.certFile) : undefined;
+  if (cert) {
+    try {
+      const subject = new X509Certificate(cert).subject.split('\n').join(', ');
+      return named(`client certificate ${subject}`);
+    } catch {
+      // not a certificate we can read: fall through to the user's name
+    }
+  }
+  return named(`kubeconfig user ${user?.name ?? '(unnamed)'}`);
 }
 
 function statusBody(raw: unknown): { message?: string; reason?: string } {

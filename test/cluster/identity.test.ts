@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { Admin, clusterState, describeCluster, inClusterEnv, rbacCopy, state } from '../support/cluster.js';
 import { startLogGateway } from '../support/openfaas.js';
-import { fixture, type RunningFunction, startFunction, withFields } from '../support/harness.js';
+import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
+import { captureLogger, fixture, type RunningFunction, startFunction, withFields } from '../support/harness.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
@@ -116,11 +117,27 @@ describeCluster('the ServiceAccount from rbac.yaml on a real API server', () => 
     }
   });
 
+  it('says at start which server and identity it acts as, and warns when live with a user\'s own kubeconfig', () => {
+    const started = (env: Record<string, string>) => {
+      const lines: Array<Record<string, unknown>> = [];
+      FalcoResponse.fromEnv({ METRICS_PORT: '0', COORDINATION: 'single', ...env }, captureLogger(lines));
+      return lines[0];
+    };
+    // The admin's kubeconfig (a client certificate of system:masters): real deletions, not limited by rbac.yaml.
+    expect(started({ KUBECONFIG: state().adminKubeconfig })).toMatchObject({ level: 'warn', server: state().server, actions: 'real', identity: expect.stringMatching(/client certificate .*CN=envtest-admin/), msg: expect.stringMatching(/^LIVE: deletions are real, against https:\/\/127\.0\.0\.1:\d+ as client certificate .* which is not a ServiceAccount/) });
+    expect(started({ KUBECONFIG: state().adminKubeconfig, DRY_RUN: 'true' })).toMatchObject({ level: 'info', actions: 'dry-run', msg: expect.stringMatching(/^started in DRY_RUN mode against/) });
+    // The function's ServiceAccount, in-cluster: actions are real, and said so at info.
+    expect(started(inClusterEnv().env)).toMatchObject({ level: 'info', actions: 'real', identity: 'system:serviceaccount:openfaas-fn:falco-pod-delete', msg: expect.stringMatching(/^started: actions are real, against https:\/\/127\.0\.0\.1:\d+ as system:serviceaccount:openfaas-fn:falco-pod-delete$/) });
+  });
+
   it('acts through the kubeconfig scripts/make-kubeconfig.sh writes (Community Edition), as KUBECONFIG_FILE', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'fpd-kc-')), 'kubeconfig');
     const env = { ...process.env, PATH: `${state().assets}:${process.env.PATH ?? ''}`, KUBECONFIG: state().adminKubeconfig };
     const said = execFileSync('bash', ['scripts/make-kubeconfig.sh', '--duration', '1h', '--server', state().server, '--out', out, '--no-secret'], { env, stdio: 'pipe' }).toString();
     expect(said).toContain(`kubeconfig written to ${out}`);
+    const lines: Array<Record<string, unknown>> = [];
+    FalcoResponse.fromEnv({ KUBECONFIG_FILE: out, METRICS_PORT: '0' }, captureLogger(lines));
+    expect(lines[0]).toMatchObject({ level: 'info', actions: 'real', identity: 'system:serviceaccount:openfaas-fn:falco-pod-delete' });
     const ns = await admin.namespace('apps');
     const pod = await admin.pod(ns, 'web-0');
     fn = await startFunction({ KUBECONFIG_FILE: out, HOSTNAME: 'falco-pod-delete-7dc9f5fbb8-gbfk7', RECORD_EVENTS: 'false' });
