@@ -8,9 +8,20 @@ import type { Guards } from './src/decision.js';
 import { type Explanation, explain } from './src/explain.js';
 import { loadPolicy } from './src/policy.js';
 
-function usage(): never {
-  process.stderr.write('usage: falco-pod-delete explain [policy-file] [--json] [--now] < alert.json | alerts.ndjson\n  --now: treat every alert as just sent (fixtures have historical times)\n');
-  process.exit(2);
+const USAGE = `usage: falco-pod-delete explain [policy-file] [--json] [--now] < alert.json | alerts.ndjson
+  Reads Falco alerts on standard input (one JSON alert, a JSON array, or one alert per line) and prints what the
+  function would decide for each under the policy (the file given, else POLICY / POLICY_FILE, else the default)
+  and the guards from the environment. It makes no Kubernetes call: what it would then check against the live
+  pod is listed, not checked.
+  --json: one JSON object per alert
+  --now: treat every alert as just sent (fixtures have historical times)
+  exit status: 0 when no alert would be acted on, 1 when any would, 2 on bad input or a bad policy
+  e.g. npm run -s explain -- --now < samples/terminal-shell.json
+`;
+
+function usage(code: 0 | 2): never {
+  (code === 0 ? process.stdout : process.stderr).write(USAGE);
+  process.exit(code);
 }
 
 function documents(text: string): unknown[] {
@@ -34,17 +45,26 @@ function render(i: number, e: Explanation): string {
   const what = e.verdict === 'act' ? e.decision.toUpperCase() : e.verdict === 'reject' ? 'REJECT' : e.decision === 'log' ? 'LOG' : 'DECLINE';
   const head = `#${i + 1} ${e.rule ?? '(no rule)'}${e.priority ? ` [${e.priority}]` : ''}${e.pod ? ` ${e.pod}` : ''}: ${what} (${e.code})`;
   const lines = [head, `   why: ${e.reason}`];
-  if (e.checks && e.checks.length > 0) lines.push(`   then, against the live pod: ${e.checks.join('; ')}`);
+  if (e.checks && e.checks.length > 0) lines.push(`   would then check against the live pod (explain makes no API call): ${e.checks.join('; ')}`);
   return lines.join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command !== 'explain') usage();
+  if (command === '--help' || command === '-h' || rest.includes('--help') || rest.includes('-h')) usage(0);
+  if (command !== 'explain') usage(2);
+  const unknown = rest.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--now');
+  if (unknown.length > 0) {
+    process.stderr.write(`falco-pod-delete: unknown option ${unknown[0]}\n`);
+    usage(2);
+  }
   const json = rest.includes('--json');
   const now = rest.includes('--now');
   const files = rest.filter((a) => !a.startsWith('--'));
-  if (files.length > 1) usage();
+  if (files.length > 1) usage(2);
+  if (process.stdin.isTTY) {
+    process.stderr.write('falco-pod-delete explain: reading Falco alerts from standard input (a terminal): paste one JSON alert, or one per line, then Ctrl-D; or pipe a file: npm run -s explain -- --now < samples/terminal-shell.json (--help for more)\n');
+  }
   const config = loadConfig(process.env);
   const policy = files[0] ? loadPolicy({ policyFile: files[0] }) : loadPolicy(config);
   const guards: Guards = {

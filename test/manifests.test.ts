@@ -1,5 +1,6 @@
 // stack.yml, template.yml, the Dockerfile and rbac.yaml agree with each other and with the code.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { Metrics } from '../falco-pod-delete/src/metrics.js';
 import YAML from 'yaml';
 import { OPTIONS } from '../falco-pod-delete/src/config.js';
 import { loadPolicy } from '../falco-pod-delete/src/policy.js';
@@ -130,6 +131,38 @@ describe('README', () => {
       expect(row).toBeDefined();
       if (o.default && o.env !== 'CRITICAL_NAMESPACES') expect(row).toContain(`\`${o.default}\``);
     }
+  });
+
+  const section = (title: string) => {
+    const from = readme.indexOf(`\n## ${title}`);
+    const to = readme.indexOf('\n## ', from + 4);
+    return readme.slice(from, to < 0 ? undefined : to);
+  };
+
+  it('names every file of src/, scripts/, samples/, bench/ and test/support/ in its Layout', () => {
+    const layout = section('Layout');
+    const files = ['falco-pod-delete/src', 'scripts', 'samples', 'bench', 'test/support'].flatMap((d) => readdirSync(d).filter((f) => !f.endsWith('.json') || d !== 'samples').map((f) => `${d}/${f}`));
+    expect(files.filter((f) => !layout.includes(f.split('/').pop() as string))).toEqual([]);
+  });
+
+  it('lists in its Metrics table every metric the function registers, and none it does not', async () => {
+    const metrics = new Metrics(false);
+    const registered = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).sort();
+    const table = section('Metrics');
+    const documented = [...table.matchAll(/`(falco_pod_delete_[a-z_]+)`/g)].map((m) => m[1]).filter((n) => !n.endsWith('_'));
+    expect(registered.filter((n) => !documented.includes(n))).toEqual([]);
+    expect([...new Set(documented)].filter((n) => !registered.includes(n))).toEqual([]);
+  });
+
+  it('opens with a quick start of at most 15 lines, and a table of contents whose links lead to its sections', () => {
+    const quick = section('Quick start');
+    const block = /```sh\n([\s\S]*?)```/.exec(quick)?.[1] ?? '';
+    expect(block.split('\n').filter(Boolean).length).toBeLessThanOrEqual(15);
+    expect(readme.indexOf('## Quick start')).toBeLessThan(readme.indexOf('## Run it locally'));
+    const anchors = [...section('Contents').matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]);
+    const headings = readme.split('\n').filter((l) => l.startsWith('## ')).map((l) => l.slice(3).toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+    expect(anchors.length).toBeGreaterThan(10);
+    expect(anchors.filter((a) => !headings.includes(a))).toEqual([]);
   });
 
   it('shows the two contract commands, and .ci/run runs the test one', () => {

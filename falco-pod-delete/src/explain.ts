@@ -6,7 +6,7 @@ import { intake } from './intake.js';
 import type { Policy } from './policy.js';
 
 export interface Explanation {
-  /** act: the policy's action would be taken, subject to verification against the live pod. */
+  /** act: the policy's action would be taken, subject to the checks against the live pod (listed, never made here). */
   verdict: 'act' | 'decline' | 'reject';
   decision: 'delete' | 'evict' | 'isolate' | 'log' | 'skip' | 'reject';
   code: string;
@@ -19,13 +19,13 @@ export interface Explanation {
 }
 
 function describeAct(d: Extract<Decision, { kind: 'act' }>): Explanation {
-  const checks = d.action === 'log' ? [] : ['the pod exists and is not terminating', 'no opt-out label on the pod or its namespace'];
-  if (d.containerId) checks.push(`container ${d.containerId} belongs to the pod`);
-  if (d.podUid) checks.push(`the pod's UID is ${d.podUid}`);
+  const checks = d.action === 'log' ? [] : ['that the pod exists and is not terminating', 'that neither the pod nor its namespace has the opt-out label'];
+  if (d.containerId) checks.push(`that container ${d.containerId} belongs to the pod`);
+  if (d.podUid) checks.push(`that the pod's UID is ${d.podUid}`);
   if (d.action !== 'log') {
     const w = d.workload;
-    checks.push(`its workload allows it: at least ${w.minHealthyReplicas} ready replica(s) remain; DaemonSet pods: ${w.daemonSets}; StatefulSet pods: ${w.statefulSets}`);
-    checks.push('the blast-radius limit is not reached');
+    checks.push(`that its workload allows it: at least ${w.minHealthyReplicas} ready replica(s) remain; DaemonSet pods: ${w.daemonSets}; StatefulSet pods: ${w.statefulSets}`);
+    checks.push('that the blast-radius limit (and the namespace\'s share) is not reached');
     if (d.evidence) checks.push(`evidence first: the pod's manifest${d.evidence.logs ? ` and the last ${d.evidence.logLines} log lines of each container` : ''}`);
   }
   return {
@@ -45,7 +45,7 @@ export function explainDecision(alert: Alert, d: Decision): Explanation {
     case 'act':
       return { ...base, ...describeAct(d) };
     case 'lookup':
-      return { ...base, verdict: 'act', decision: 'delete', code: 'lookup', reason: `no pod named: the pod running container ${d.containerId} on node ${d.node} would be looked up, then the policy and guards applied to it`, checks: ['exactly one pod on the node runs that container'] };
+      return { ...base, verdict: 'act', decision: 'delete', code: 'lookup', reason: `no pod named: the pod running container ${d.containerId} on node ${d.node} would be looked up, then the policy and guards applied to it`, checks: ['that exactly one pod on the node runs that container'] };
     case 'reject':
       return { ...base, verdict: 'reject', decision: 'reject', code: d.code, reason: d.reason };
     case 'decline':
