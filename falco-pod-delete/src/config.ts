@@ -154,7 +154,7 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
   { key: 'quarantineLabel', env: 'QUARANTINE_LABEL', default: 'falco-pod-delete/quarantine', parse: labelKey,
     doc: 'Label the isolate action sets on a pod; the deny-all NetworkPolicy selects it.' },
   { key: 'recordEvents', env: 'RECORD_EVENTS', default: 'true', parse: boolean,
-    doc: 'Create a Kubernetes Event on the pod for every action taken or refused by a guard.' },
+    doc: 'Create a Kubernetes Event on the pod for every action taken or refused by a guard, about pods the function has read and whose proof held (or for an authenticated caller).' },
   { key: 'podName', env: 'HOSTNAME', default: '', parse: optionalText,
     doc: "The function's own pod name (Kubernetes sets HOSTNAME); the function never acts on its own pod." },
   { key: 'podNamespace', env: 'POD_NAMESPACE', default: '', parse: optionalText,
