@@ -20,7 +20,10 @@ const INSTANCE = Symbol.for('falco-pod-delete.kubeless');
 
 function instance(): FalcoResponse {
   const holder = process as unknown as Record<symbol, FalcoResponse | undefined>;
-  holder[INSTANCE] ??= FalcoResponse.fromEnv();
+  if (!holder[INSTANCE]) {
+    holder[INSTANCE] = FalcoResponse.fromEnv();
+    holder[INSTANCE].start();
+  }
   return holder[INSTANCE];
 }
 

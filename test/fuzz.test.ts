@@ -20,7 +20,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 /** Records every pod the pipeline asks about and never fails. */
 class RecordingKube extends StubKube {
   protected pod(p: PodRef): PodSnapshot {
-    return { ...p, uid: 'uid-1', nodeName: 'worker-1', labels: {}, containerIds: [`ee97d9c4186f${'0'.repeat(52)}`], deleting: false, owner: undefined, ready: true, containers: ['main'], manifest: {} };
+    return { ...p, uid: 'uid-1', resourceVersion: '1', nodeName: 'worker-1', labels: {}, containerIds: [`ee97d9c4186f${'0'.repeat(52)}`], deleting: false, owner: undefined, ready: true, containers: ['main'], manifest: {} };
   }
 }
 

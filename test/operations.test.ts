@@ -93,7 +93,7 @@ class AgreeableKube extends StubKube {
   protected pod(p: PodRef): PodSnapshot {
     const f = (this.alert.output_fields ?? {}) as Record<string, unknown>;
     const id = typeof f['container.id'] === 'string' ? f['container.id'] : '';
-    return { ...p, uid: typeof f['k8s.pod.uid'] === 'string' ? f['k8s.pod.uid'] : 'uid', nodeName: 'worker-1', labels: {}, containerIds: [`${id}${'0'.repeat(64 - id.length)}`], deleting: false, owner: undefined, ready: true, containers: ['main'], manifest: {} };
+    return { ...p, uid: typeof f['k8s.pod.uid'] === 'string' ? f['k8s.pod.uid'] : 'uid', resourceVersion: '1', nodeName: 'worker-1', labels: {}, containerIds: [`${id}${'0'.repeat(64 - id.length)}`], deleting: false, owner: undefined, ready: true, containers: ['main'], manifest: {} };
   }
 }
 

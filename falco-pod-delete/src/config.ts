@@ -39,7 +39,8 @@ export interface Config {
   logLevel: string;
   metricsPort: number;
   clusterCoordination: boolean;
-  claimTtlSeconds: number;
+  podView: boolean;
+  viewMaxPods: number;
 }
 
 export class ConfigError extends Error {
@@ -161,10 +162,12 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: "The function's own namespace when no service-account mount says it; the function never acts in it." },
   { key: 'metricsPort', env: 'METRICS_PORT', default: '9464', parse: integer(0, 65535),
     doc: 'Port of the Prometheus endpoint (GET /metrics), apart from the function port the watchdog proxies; 0 turns it off.' },
-  { key: 'clusterCoordination', env: 'COORDINATION', default: 'cluster', doc: 'cluster: replicas claim each pod and share one blast-radius budget through Leases in the function\'s namespace (exactly-once at any replica count); single: in-memory only, for exactly one replica.',
+  { key: 'clusterCoordination', env: 'COORDINATION', default: 'cluster', doc: 'cluster: replicas share one blast-radius budget through a Lease in the function\'s namespace, reserving a few slots at a time (exactly-once on a pod comes from the uid and resourceVersion preconditions, at any replica count); single: the budget in memory only, for exactly one replica.',
     parse: (raw, env) => oneOf('cluster', 'single')(raw, env) === 'cluster' },
-  { key: 'claimTtlSeconds', env: 'CLAIM_TTL_SECONDS', default: '30', parse: integer(5, 3600),
-    doc: 'How long a replica\'s claim on a pod holds before another replica may take it over (a replica that died between claim and action).' },
+  { key: 'podView', env: 'POD_VIEW', default: 'on', doc: 'on: keep a local view of pods and namespace labels (list and watch), so that checks and node lookups make no API call; off: read the API for every alert.',
+    parse: (raw, env) => oneOf('on', 'off')(raw, env) === 'on' },
+  { key: 'viewMaxPods', env: 'VIEW_MAX_PODS', default: '100000', parse: integer(1, 10_000_000),
+    doc: 'Above this many pods in the cluster the view turns itself off (a warn line says so) and every check reads the API: a ceiling on its memory, about 1 KB a pod (see BENCHMARKS.md).' },
   { key: 'declinedLinesPerSecond', env: 'AUDIT_DECLINES_PER_SECOND', default: '20', parse: integer(1, 100000),
     doc: 'Audit lines a second for declined and rejected alerts (bursts of twice as many); the rest are counted in a summary line, so that a flood cannot rotate the real lines out of the log. Actions and failures are always written.' },
   { key: 'metricsHost', env: 'METRICS_HOST', default: '0.0.0.0', parse: (raw) => raw.trim() || '0.0.0.0',

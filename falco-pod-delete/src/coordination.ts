@@ -1,203 +1,322 @@
-// Correct at any replica count: the Kubernetes API arbitrates which replica acts on a pod (a Lease created
-// under a name derived from the action and the pod's UID; AlreadyExists means another replica has it) and
-// holds the one cluster-wide blast-radius budget (ACTION_LIMIT slot Leases, each held for the window once
-// taken, and NAMESPACE_ACTION_LIMIT slot Leases per namespace). All live in the function's own namespace.
-import { createHash } from 'node:crypto';
-import type { Deadline } from './deadline.js';
-import type { Kube, LeaseRecord, LeaseSpec, PodSnapshot } from './kube.js';
-import type { Result } from './outcome.js';
+// The one blast-radius budget across replicas, at almost no API cost on an alert's path.
+//
+// The budget is one Lease in the function's namespace (BUDGET_LEASE). Its annotation holds each replica's
+// grant: the actions it took in the window (namespace and time), and a reservation of k slots taken at t and
+// usable until u. A replica reserves a few slots ahead with one write (an update under the Lease's
+// resourceVersion, so two replicas never both spend the same slots), spends them locally with no call, and
+// writes again only to reserve more, to record what it spent, or to give back what it did not.
+//
+// What each grant counts against the budget, at any moment:
+// - the actions it recorded within the window;
+// - its reservation, whole, while it is usable (its holder may spend it without writing);
+// - a reservation whose time ran out and was never settled (its holder died between an action and its next
+//   write), whole, for the window: what it spent is unknown, so all of it is counted.
+// A live replica settles (records its actions, reservation 0) as soon as it has been idle for IDLE_MS, so
+// its unused slots go back to the others within about a second; a dead one's stay counted for a window.
+//
+// Exactly-once on a pod is not here: the DELETE, the eviction and the isolate patch carry uid and
+// resourceVersion preconditions, so of several replicas only one can act on the version they verified.
+import { Deadline } from './deadline.js';
+import type { Kube, LeaseRecord, LeaseSpec } from './kube.js';
 
 const MANAGED = { 'app.kubernetes.io/managed-by': 'falco-pod-delete' };
-const CLAIM_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'claim' };
-const OUTCOME = 'falco-pod-delete/outcome';
-const REASON = 'falco-pod-delete/reason';
-const POD = 'falco-pod-delete/pod';
-/** The budget's slot Leases are named BUDGET_SLOT + 0 .. ACTION_LIMIT - 1, a namespace's BUDGET_SLOT + ns-<hash>- + 0 .. share - 1. */
-export const BUDGET_SLOT = 'fpd-budget-';
+export const BUDGET_LEASE = 'fpd-budget';
 const BUDGET_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'budget' };
-const SLOT_NAMESPACE = 'falco-pod-delete/namespace';
-/** A budget found full is believed full this long (or until its first slot expires) without asking again. */
+export const GRANTS = 'falco-pod-delete/grants';
+/** A reservation is usable this long after it was written, less SKEW_MS (clocks of nodes differ a little). */
+const HOLD_MS = 10_000;
+const SKEW_MS = 2_000;
+/** Idle this long, a replica settles: its actions recorded, its unused reservation given back. */
+export const IDLE_MS = 500;
+/** Writes one reservation makes at most while other replicas keep writing the Lease first. */
+const ROUNDS = 8;
+/** A budget found full is believed full this long without asking again (or until a slot of it frees). */
 const FULL_MEMO_MS = 1000;
-/** LISTs one slot search makes at most: the first, and more only while other replicas take every free slot it saw. */
-const SLOT_ROUNDS = 4;
+/** How long a take waits for other replicas' unused reservations to come back before answering full. */
+const RESERVED_WAIT_MS = 1500;
 
-/** A slot of the shared budget as held: the cluster-wide one and the namespace's. */
-export interface SlotHold {
-  cluster: LeaseRecord;
-  namespace: LeaseRecord;
+/** One replica's grant, as stored: used is namespace -> action times (ms), u the reservation's end. */
+interface Grant {
+  t: number;
+  u: number;
+  k: number;
+  used: Record<string, number[]>;
 }
-
-export type Claim =
-  | { won: true; lease: LeaseRecord }
-  | { won: false; holder: string; outcome?: { result: Result; reason: string } };
 
 export interface CoordinationSettings {
   namespace: string;
   identity: string;
-  claimTtlSeconds: number;
   actionLimit: number;
   actionWindowMs: number;
   namespaceActionLimit: number;
 }
 
-/** One claim per action and pod: an alert for a weaker action (isolate) never answers for a delete. */
-export function claimName(pod: PodSnapshot, action: string): string {
-  return `fpd-claim-${action}-${pod.uid}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 253);
+/** A slot as spent by one action: giveBack returns exactly it. */
+export interface SlotHold {
+  namespace: string;
+  at: number;
+  returned: boolean;
 }
 
-function namespacePool(namespace: string): string {
-  return `${BUDGET_SLOT}ns-${createHash('sha256').update(namespace).digest('hex').slice(0, 16)}-`;
+export interface BudgetCounts {
+  /** Lease reads and writes this replica made for the budget: for the tests and the bench. */
+  reads: number;
+  writes: number;
+}
+
+function parseGrants(lease: LeaseRecord | undefined): Record<string, Grant> {
+  if (!lease) return {};
+  try {
+    const raw = JSON.parse(lease.annotations[GRANTS] ?? '{}') as Record<string, Partial<Grant>>;
+    const grants: Record<string, Grant> = {};
+    for (const [holder, g] of Object.entries(raw ?? {})) {
+      if (typeof g !== 'object' || g === null) continue;
+      const used: Record<string, number[]> = {};
+      for (const [ns, times] of Object.entries(g.used ?? {})) if (Array.isArray(times)) used[ns] = times.filter((x) => typeof x === 'number');
+      grants[holder] = { t: Number(g.t) || 0, u: Number(g.u) || 0, k: Math.max(0, Number(g.k) || 0), used };
+    }
+    return grants;
+  } catch {
+    // Unreadable: counted as a full budget by the caller (never as an empty one).
+    return { '(unreadable)': { t: Date.now(), u: Date.now() + HOLD_MS, k: Number.MAX_SAFE_INTEGER, used: {} } };
+  }
 }
 
 export class Coordinator {
-  private lastSweep = 0;
-  /** Until when the budget (key '') or a namespace's share (key: the namespace) was last found full. */
-  private readonly fullUntil = new Map<string, number>();
+  private lease: LeaseRecord | undefined;
+  /** The grants as last read or written (kept while a conflict makes the Lease be read again). */
+  private known: Record<string, Grant> = {};
+  /** This replica's reservation as last written: its slots not yet spent are `remaining`. */
+  private remaining = 0;
+  private grantUntil = 0;
+  /** Actions spent since the last write (not in the Lease yet), and recorded ones given back since. */
+  private spent: SlotHold[] = [];
+  private recorded: SlotHold[] = [];
+  private sync: Promise<void> | undefined;
+  private syncWant = 0;
+  private waiting = 0;
+  private fullUntil = 0;
+  private readonly namespaceFullUntil = new Map<string, number>();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastTake = 0;
+  readonly counts: BudgetCounts = { reads: 0, writes: 0 };
 
   constructor(private readonly kube: Kube, readonly settings: CoordinationSettings) {}
 
-  private spec(name: string, annotations: Record<string, string>, labels: Record<string, string>): LeaseSpec {
-    return { name, holder: this.settings.identity, durationSeconds: this.settings.claimTtlSeconds, annotations, labels };
-  }
-
-  private expired(lease: LeaseRecord, now: number): boolean {
-    const renewed = lease.renewTime?.getTime() ?? lease.created?.getTime() ?? 0;
-    return now > renewed + (lease.durationSeconds ?? this.settings.claimTtlSeconds) * 1000;
-  }
-
-  private lost(lease: LeaseRecord): Claim {
-    const result = lease.annotations[OUTCOME] as Result | undefined;
-    return { won: false, holder: lease.holder ?? 'another replica', outcome: result ? { result, reason: lease.annotations[REASON] ?? '' } : undefined };
-  }
-
-  /** Wins the right to act on this pod, or says who has it (and what they did, once done). */
-  async claim(pod: PodSnapshot, action: string, deadline: Deadline): Promise<Claim> {
-    this.sweep(deadline);
-    const name = claimName(pod, action);
-    const spec = this.spec(name, { [POD]: `${pod.namespace}/${pod.name}` }, CLAIM_LABELS);
-    const created = await this.kube.createLease(this.settings.namespace, spec, deadline);
-    if (created !== 'exists') return { won: true, lease: created };
-    const existing = await this.kube.readLease(this.settings.namespace, name, deadline);
-    if (!existing) return this.claim(pod, action, deadline); // released between our create and read: try again
-    if (existing.annotations[OUTCOME] || !this.expired(existing, Date.now())) return this.lost(existing);
-    // The holder died between claim and action: take the claim over, unless another replica does first.
-    const taken = await this.kube.replaceLease(this.settings.namespace, existing.resourceVersion, spec, deadline);
-    if (taken === 'conflict' || taken === 'gone') {
-      const now = await this.kube.readLease(this.settings.namespace, name, deadline);
-      return now ? this.lost(now) : { won: false, holder: 'another replica' };
-    }
-    return { won: true, lease: taken };
-  }
-
-  /** Records the outcome on the claim, so replicas that lost it answer with it. */
-  async settle(claim: LeaseRecord, result: Result, reason: string, deadline: Deadline): Promise<void> {
-    const spec = this.spec(claim.name, { ...claim.annotations, [OUTCOME]: result, [REASON]: reason.slice(0, 1000) }, CLAIM_LABELS);
-    await this.kube.replaceLease(this.settings.namespace, claim.resourceVersion, spec, deadline);
-  }
-
-  /** Gives the claim up (nothing was done: failed, refused, pod gone), so the next alert on any replica decides afresh. */
-  async release(claim: LeaseRecord, deadline: Deadline): Promise<void> {
-    await this.kube.deleteLease(this.settings.namespace, claim.name, claim.resourceVersion, deadline);
+  private get window(): number {
+    return this.settings.actionWindowMs;
   }
 
   /** Whether the budget, or this namespace's share, was found full moments ago: answered with no API call. */
   knownFull(namespace: string, now = Date.now()): 'full' | 'namespace-full' | undefined {
-    if ((this.fullUntil.get('') ?? 0) > now) return 'full';
-    if ((this.fullUntil.get(namespace) ?? 0) > now) return 'namespace-full';
+    if (this.remaining > 0 && now < this.grantUntil) return undefined;
+    if (this.fullUntil > now) return 'full';
+    if ((this.namespaceFullUntil.get(namespace) ?? 0) > now) return 'namespace-full';
     return undefined;
   }
 
+  /** Reserves ahead at start (which also opens the connection to the API server): the first alert finds slots. */
+  async warm(deadline: Deadline): Promise<void> {
+    if (this.settings.actionLimit === 0) return;
+    await this.reserve(this.batch(), deadline);
+  }
+
+  /** Slots an other-replica-free budget would give this replica at once: a few, never the whole budget. */
+  private batch(): number {
+    const { actionLimit } = this.settings;
+    return Math.max(1, Math.min(64, Math.ceil(actionLimit / 4), this.waiting + 1));
+  }
+
   /**
-   * One slot of the cluster-wide budget and one of the namespace's share (undefined when there is no limit),
-   * or which is full. One LIST of the budget's Leases shows which slots are free or expired; a free one is
-   * taken by create (AlreadyExists: another replica was first), an expired one by an update under its
-   * resourceVersion. A budget found full is remembered for a moment, so that a flood of rate-limited alerts
-   * costs at most one LIST a second.
+   * A slot of the shared budget for an action in `namespace` (undefined when there is no limit), or which
+   * limit is reached. With slots reserved and the namespace's share clear, no API call.
    */
   async takeSlot(namespace: string, deadline: Deadline): Promise<SlotHold | undefined | 'full' | 'namespace-full'> {
-    const { actionLimit, namespaceActionLimit } = this.settings;
-    if (actionLimit === 0) return undefined;
-    const known = this.knownFull(namespace);
-    if (known) return known;
-    const pool = namespacePool(namespace);
-    const clusterNames = Array.from({ length: actionLimit }, (_, i) => `${BUDGET_SLOT}${i}`);
-    const namespaceNames = Array.from({ length: namespaceActionLimit }, (_, i) => `${pool}${i}`);
-    const labels = { ...BUDGET_LABELS, [SLOT_NAMESPACE]: namespace.slice(0, 63) };
-    // The namespace's share first, then the cluster's slot: a namespace slot held for a moment (its cluster slot
-    // turned out full) only ever turns away alerts of that namespace, never the budget's other users.
-    let held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
-    const take = async (names: string[], labels: Record<string, string>, memo: string): Promise<LeaseRecord | 'full'> => {
+    if (this.settings.actionLimit === 0) return undefined;
+    const waitUntil = Date.now() + Math.min(RESERVED_WAIT_MS, Math.max(0, deadline.remaining() - 500));
+    this.waiting++;
+    try {
       for (let round = 0; ; round++) {
-        const taken = await this.takeOne(names, held, labels, memo, deadline);
-        if (taken !== 'contended') return taken;
-        if (round + 1 >= SLOT_ROUNDS) return 'full';
-        held = await this.kube.listLeases(this.settings.namespace, labelSelector(BUDGET_LABELS), deadline);
+        const now = Date.now();
+        this.lastTake = now;
+        this.scheduleSettle();
+        const local = this.takeLocal(namespace, now);
+        if (typeof local === 'object') return local;
+        if (local === 'namespace-full') return this.memoNamespace(namespace, now);
+        const known = this.knownFull(namespace, now);
+        if (known === 'full') return known;
+        // No slot reserved (or the namespace's share is unclear while other replicas hold reservations):
+        // reserve more, or learn what the others gave back.
+        await this.reserve(this.batch(), deadline);
+        const after = this.takeLocal(namespace, Date.now());
+        if (typeof after === 'object') return after;
+        if (after === 'namespace-full') return this.memoNamespace(namespace, Date.now());
+        // Full, but for reservations other replicas have not spent: they settle when idle, so wait a little.
+        if (this.othersReserved(Date.now()) === 0 || Date.now() >= waitUntil || round >= 5) {
+          this.fullUntil = Math.max(this.fullUntil, Date.now() + FULL_MEMO_MS);
+          return 'full';
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
-    };
-    const own = await take(namespaceNames, labels, namespace);
-    if (own === 'full') return 'namespace-full';
-    const cluster = await take(clusterNames, BUDGET_LABELS, '');
-    if (cluster !== 'full') return { cluster, namespace: own };
-    // Without the cluster's slot the namespace's is no slot: back at once.
-    await this.kube.deleteLease(this.settings.namespace, own.name, own.resourceVersion, deadline).catch(() => undefined);
-    return 'full';
+    } finally {
+      this.waiting--;
+    }
   }
 
-  /** A free or expired slot of `names` taken, 'full', or 'contended' when other replicas took each free one first. */
-  private async takeOne(names: string[], held: LeaseRecord[], labels: Record<string, string>, memo: string, deadline: Deadline): Promise<LeaseRecord | 'full' | 'contended'> {
-    const { namespace, actionWindowMs } = this.settings;
-    const now = Date.now();
-    const byName = new Map(held.map((l) => [l.name, l]));
-    const heldUntil = (l: LeaseRecord) => (l.renewTime?.getTime() ?? l.created?.getTime() ?? now) + actionWindowMs;
-    const candidates = names.filter((n) => !byName.has(n) || heldUntil(byName.get(n) as LeaseRecord) <= now);
-    if (candidates.length === 0) {
-      const soonest = Math.min(...names.map((n) => heldUntil(byName.get(n) as LeaseRecord)));
-      this.fullUntil.set(memo, Math.min(soonest, now + FULL_MEMO_MS));
-      if (this.fullUntil.size > 1000) this.fullUntil.clear();
-      return 'full';
+  private memoNamespace(namespace: string, now: number): 'namespace-full' {
+    if (this.namespaceFullUntil.size > 1000) this.namespaceFullUntil.clear();
+    this.namespaceFullUntil.set(namespace, now + FULL_MEMO_MS);
+    return 'namespace-full';
+  }
+
+  /** A slot from this replica's reservation, 'namespace-full' when the share is surely spent, else 'none'. */
+  private takeLocal(namespace: string, now: number): SlotHold | 'namespace-full' | 'none' {
+    const spentHere = this.countIn(namespace, now);
+    const share = this.settings.namespaceActionLimit;
+    if (spentHere >= share) return 'namespace-full';
+    if (this.remaining <= 0 || now >= this.grantUntil) return 'none';
+    // Other replicas may spend their reservations in this namespace too: only what cannot exceed the share.
+    if (spentHere + this.othersReserved(now) >= share) return 'none';
+    this.remaining--;
+    const hold = { namespace, at: now, returned: false };
+    this.spent.push(hold);
+    return hold;
+  }
+
+  /** Actions in `namespace` within the window: every replica's recorded ones and this one's not yet written. */
+  private countIn(namespace: string, now: number): number {
+    const grants = this.known;
+    let n = 0;
+    for (const [holder, g] of Object.entries(grants)) {
+      if (holder === this.settings.identity) continue;
+      n += (g.used[namespace] ?? []).filter((at) => now - at < this.window).length;
     }
-    // Concurrent takers start at different free slots, so that they do not collide on one name.
-    const start = Math.floor(Math.random() * candidates.length);
-    const spec = (name: string) => ({ ...this.spec(name, {}, labels), durationSeconds: Math.ceil(actionWindowMs / 1000) });
-    // Each write that fails means another replica took that slot: at most one try per free slot seen.
-    for (let i = 0; i < candidates.length; i++) {
-      const name = candidates[(start + i) % candidates.length];
-      const expired = byName.get(name);
-      const taken = expired
-        ? await this.kube.replaceLease(namespace, expired.resourceVersion, spec(name), deadline)
-        : await this.kube.createLease(namespace, spec(name), deadline);
-      if (typeof taken === 'object') return taken;
+    const mine = [...this.recorded, ...this.spent].filter((h) => !h.returned && h.namespace === namespace && now - h.at < this.window);
+    return n + mine.length;
+  }
+
+  /** What other replicas' reservations count now: whole while usable, whole for the window when never settled. */
+  private othersReserved(now: number): number {
+    let n = 0;
+    for (const [holder, g] of Object.entries(this.known)) {
+      if (holder !== this.settings.identity) n += this.reservedOf(g, now);
     }
-    return 'contended';
+    return n;
+  }
+
+  private reservedOf(g: Grant, now: number): number {
+    if (g.k === 0) return 0;
+    return now < g.u || now - g.t < this.window ? g.k : 0;
+  }
+
+  /** Gives back a slot whose action did not happen. */
+  giveBackSlot(slot: SlotHold): void {
+    if (slot.returned) return;
+    slot.returned = true;
+    const i = this.spent.indexOf(slot);
+    if (i >= 0) {
+      this.spent.splice(i, 1);
+      if (Date.now() < this.grantUntil) this.remaining++;
+    }
+    this.fullUntil = 0;
+    this.namespaceFullUntil.clear();
+    this.scheduleSettle();
+  }
+
+  /** One write at a time per replica: concurrent takes share it. */
+  private async reserve(want: number, deadline: Deadline): Promise<void> {
+    // A settle under way reserves nothing: wait for it, then reserve.
+    if (this.sync && this.syncWant === 0 && want > 0) await this.sync.catch(() => undefined);
+    if (!this.sync) {
+      this.syncWant = want;
+      this.sync = this.write(want, deadline).finally(() => {
+        this.sync = undefined;
+      });
+    }
+    return this.sync;
   }
 
   /**
-   * Gives a slot back when no action followed. Only under the resourceVersion it was taken at: once the
-   * window has passed, another replica may hold the same Lease, and that one is not ours to delete.
+   * Writes this replica's grant: every action spent so far recorded, and a reservation of up to `want` slots
+   * on top of what is still reserved (0 settles). Under the Lease's resourceVersion; on a conflict, reads
+   * and computes again.
    */
-  async giveBackSlot(slot: SlotHold, deadline: Deadline): Promise<void> {
-    this.fullUntil.clear();
-    await Promise.all([slot.cluster, slot.namespace].map((l) => this.kube.deleteLease(this.settings.namespace, l.name, l.resourceVersion, deadline)));
+  private async write(want: number, deadline: Deadline): Promise<void> {
+    const { namespace, identity, actionLimit } = this.settings;
+    for (let round = 0; round < ROUNDS; round++) {
+      if (!this.lease) {
+        this.counts.reads++;
+        this.lease = (await this.kube.readLease(namespace, BUDGET_LEASE, deadline)) ?? undefined;
+        this.known = parseGrants(this.lease);
+      }
+      const now = Date.now();
+      const grants = this.known;
+      let others = 0;
+      for (const [holder, g] of Object.entries(grants)) {
+        if (holder === identity) continue;
+        others += Object.values(g.used).reduce((n, times) => n + times.filter((at) => now - at < this.window).length, 0) + this.reservedOf(g, now);
+      }
+      // Spent slots taken in flight during this write count against the new reservation: they are kept in it.
+      const keep = now < this.grantUntil ? this.remaining : 0;
+      const written = [...this.recorded, ...this.spent].filter((h) => !h.returned && now - h.at < this.window);
+      const free = Math.max(0, actionLimit - others - written.length);
+      const k = want === 0 ? keep : Math.min(free, Math.max(keep, keep + want));
+      const used: Record<string, number[]> = {};
+      for (const h of written) (used[h.namespace] ??= []).push(h.at);
+      const next: Record<string, Grant> = {};
+      // Grants with nothing left in the window are dropped: a replica long gone leaves no trace.
+      for (const [holder, g] of Object.entries(grants)) {
+        if (holder === identity) continue;
+        const live = Object.values(g.used).some((times) => times.some((at) => now - at < this.window)) || this.reservedOf(g, now) > 0;
+        if (live) next[holder] = g;
+      }
+      next[identity] = { t: now, u: now + HOLD_MS, k, used };
+      const spec: LeaseSpec = { name: BUDGET_LEASE, holder: identity, durationSeconds: Math.ceil(this.window / 1000), annotations: { [GRANTS]: JSON.stringify(next) }, labels: BUDGET_LABELS };
+      const before = new Set(this.spent);
+      this.counts.writes++;
+      const result = this.lease
+        ? await this.kube.replaceLease(namespace, this.lease.resourceVersion, spec, deadline)
+        : await this.kube.createLease(namespace, spec, deadline);
+      if (result === 'conflict' || result === 'gone' || result === 'exists') {
+        this.lease = undefined;
+        continue;
+      }
+      this.lease = result;
+      this.known = next;
+      // Written: what was spent before the write is recorded; what was spent during it counts against k.
+      const inFlight = this.spent.filter((h) => !before.has(h));
+      this.recorded = written;
+      this.spent = inFlight;
+      this.remaining = Math.max(0, k - inFlight.length);
+      this.grantUntil = now + HOLD_MS - SKEW_MS;
+      if (k === 0 && want > 0) this.fullUntil = Date.now() + FULL_MEMO_MS;
+      return;
+    }
   }
 
-  /** Best effort, at most once a minute: deletes settled claims well past their time. */
-  private sweep(deadline: Deadline): void {
-    const now = Date.now();
-    if (now - this.lastSweep < 60_000) return;
-    this.lastSweep = now;
-    const { namespace } = this.settings;
-    void this.kube
-      .listLeases(namespace, labelSelector(CLAIM_LABELS), deadline)
-      .then((leases) => Promise.all(leases.filter((l) => this.expired(l, now - 10 * this.settings.claimTtlSeconds * 1000)).map((l) => this.kube.deleteLease(namespace, l.name, l.resourceVersion, deadline))))
-      .catch(() => undefined);
-    // Namespaces' shares long past their window: one set per namespace that had an action, not kept for ever.
-    void this.kube
-      .listLeases(namespace, labelSelector(BUDGET_LABELS), deadline)
-      .then((leases) => Promise.all(leases.filter((l) => l.labels[SLOT_NAMESPACE] !== undefined && (l.renewTime?.getTime() ?? 0) + 2 * this.settings.actionWindowMs < now).map((l) => this.kube.deleteLease(namespace, l.name, l.resourceVersion, deadline))))
-      .catch(() => undefined);
+  /** After IDLE_MS with no take, records what was spent and gives the rest back: one write per idle period. */
+  private scheduleSettle(): void {
+    if (this.idleTimer) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (Date.now() - this.lastTake < IDLE_MS) return this.scheduleSettle();
+      void this.settleNow().catch(() => this.scheduleSettle());
+    }, IDLE_MS);
+    this.idleTimer.unref();
   }
-}
 
-function labelSelector(labels: Record<string, string>): string {
-  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+  /** Records every action spent and returns the unused reservation (a graceful stop calls it too). */
+  async settleNow(deadline?: Deadline): Promise<void> {
+    if (this.settings.actionLimit === 0) return;
+    if (this.sync) await this.sync.catch(() => undefined);
+    if (this.remaining === 0 && this.spent.length === 0 && !this.recorded.some((h) => h.returned) && (this.known[this.settings.identity]?.k ?? 0) === 0) return;
+    const own = deadline ?? new Deadline(5000);
+    try {
+      this.remaining = 0;
+      this.grantUntil = 0;
+      await this.reserve(0, own);
+    } finally {
+      if (!deadline) own.dispose();
+    }
+  }
 }

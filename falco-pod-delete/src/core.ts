@@ -1,5 +1,5 @@
 // The pipeline every platform adapter calls: envelope -> alert -> decision -> response -> answer + audit.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Alert } from './alert.js';
@@ -10,12 +10,15 @@ import { Deadline } from './deadline.js';
 import { decide, type Guards } from './decision.js';
 import type { EnvelopeKind, Headers } from './envelope.js';
 import { intake } from './intake.js';
-import { ClientNodeKube, type ClusterSource, discoverCluster, identityOf, type Kube } from './kube.js';
+import { ClientNodeKube } from './client-node.js';
+import { type ClusterSource, discoverCluster, identityOf } from './cluster.js';
+import type { Kube } from './kube.js';
 import { type Outcome, failed, httpStatus } from './outcome.js';
 import { type Policy, loadPolicy } from './policy.js';
 import { Responder } from './response.js';
 import { Metrics } from './metrics.js';
 import { namespaceShare } from './bounds.js';
+import { PodView } from './view.js';
 
 export interface Answer {
   status: number;
@@ -39,6 +42,8 @@ export interface Parts {
   logger: Logger;
   namespace: string | undefined;
   cluster: ClusterSource['kind'];
+  /** The local view of pods and namespaces (POD_VIEW=on with a cluster): started by start(). */
+  view?: PodView;
 }
 
 /** The namespace the function runs in: the service-account mount (present in every pod), else POD_NAMESPACE. */
@@ -59,8 +64,8 @@ function coordinatorFor(parts: Parts): Coordinator | undefined {
   if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps claims in the function's namespace: none is known (no service-account mount, no namespace in the kubeconfig context); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
   return new Coordinator(kube, {
     namespace,
-    identity: config.podName ?? `falco-pod-delete-${process.pid}`,
-    claimTtlSeconds: config.claimTtlSeconds,
+    // One grant per process: a restarted pod of the same name must not take over what a dead one may have spent.
+    identity: `${config.podName ?? 'falco-pod-delete'}-${randomUUID().slice(0, 8)}`,
     actionLimit: config.actionLimit,
     actionWindowMs: config.actionWindowSeconds * 1000,
     namespaceActionLimit: namespaceShare(config.namespaceActionLimit, config.actionLimit),
@@ -110,7 +115,7 @@ export class FalcoResponse {
       actionWindowMs: config.actionWindowSeconds * 1000,
       namespaceActionLimit: namespaceShare(config.namespaceActionLimit, config.actionLimit),
       eventDeadlineMs: config.alertDeadlineMs,
-    }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts), (record) => this.audit.info(record, 'evidence'));
+    }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts), (record) => this.audit.info(record, 'evidence'), parts.view);
     const responder = this.responder;
     this.metrics = parts.metrics ?? new Metrics(false);
     this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
@@ -153,7 +158,9 @@ export class FalcoResponse {
     } else {
       log.info(startup, `started: actions are real, against ${startup.server} as ${identity.name}`);
     }
-    return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics });
+    const listWatch = kube && config.podView ? kube.listWatch : undefined;
+    const view = listWatch ? new PodView(listWatch, { maxPods: config.viewMaxPods, log: (level, msg, extra) => log[level](extra, msg) }) : undefined;
+    return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics, view });
   }
 
   get logger(): Logger {
@@ -208,6 +215,31 @@ export class FalcoResponse {
     this.audit.warn({ audit: true, decision: 'reject', outcome: 'rejected', code: 'unauthorized', status: 401, suppressed: n }, `${n} unauthorized requests not audited one by one`));
   /** Declined and rejected alerts: AUDIT_DECLINES_PER_SECOND lines a second, the rest summarised by code. Actions and failures always get theirs. */
   private readonly declinedLines: FloodBound;
+
+  private started = false;
+
+  /**
+   * Starts what runs beside the alerts: the view's list and watch, and a first reservation of the shared
+   * budget (which also opens the connection to the API server, so that the first alert pays no handshake).
+   * Idempotent; adapters call it once they serve.
+   */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.parts.view?.start();
+    const coordinator = this.responder.coordinator;
+    if (coordinator) {
+      const deadline = new Deadline(this.parts.config.alertDeadlineMs);
+      void coordinator.warm(deadline).catch((e: unknown) => this.logger.warn({ err: e }, 'cannot reserve slots of the shared budget yet: the first alert will')).finally(() => deadline.dispose());
+    }
+  }
+
+  /** A graceful stop: work under way finished, the budget's unspent reservation given back, the view stopped. */
+  async close(): Promise<void> {
+    await this.drain();
+    await this.responder.coordinator?.settleNow().catch((e: unknown) => this.logger.warn({ err: e }, 'cannot give back the unspent reservation of the shared budget: it frees itself after the window'));
+    await this.parts.view?.stop();
+  }
 
   /** Waits for work still under way after its answer (RESPONSE_MODE=async actions, Event writes), for a graceful stop. */
   async drain(): Promise<void> {

@@ -23,6 +23,7 @@ export interface HttpFunction {
 export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number; metricsHost?: string } = {}): HttpFunction {
   const metricsServer = opts.metricsPort ? startMetricsServer(fn.metrics, opts.metricsPort, opts.metricsHost) : undefined;
   metricsServer?.catch((e: unknown) => fn.logger.error({ err: e, port: opts.metricsPort }, 'cannot serve metrics'));
+  fn.start();
   const handle: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') {
       res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });
@@ -40,7 +41,7 @@ export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number; me
     res.status(500).json({ error: 'internal error' });
   };
   const close = async () => {
-    await fn.drain();
+    await fn.close();
     const server = await metricsServer?.catch(() => undefined);
     server?.close();
     fn.logger.flush();

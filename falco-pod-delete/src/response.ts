@@ -13,6 +13,7 @@ import type { ActionKind, Policy } from './policy.js';
 import { NodeLookups } from './lookup.js';
 import { PROOF_FAILED, Verifier } from './verify.js';
 import { Workloads } from './workload.js';
+import type { PodView } from './view.js';
 
 export interface ResponseSettings {
   dryRun: boolean;
@@ -41,8 +42,8 @@ const EVENT: Record<ActionKind, string> = { delete: 'FalcoResponseDeleted', evic
 const SETTLED = new Set<Outcome['result']>(['deleted', 'evicted', 'isolated', 'dry-run', 'already gone', 'replaced']);
 const SETTLED_REFUSALS = new Set(['terminating', 'opt-out', 'availability', 'daemonset', 'statefulset', 'disruption-budget']);
 export const settles = (o: Outcome) => SETTLED.has(o.result) || (o.result === 'skipped' && SETTLED_REFUSALS.has(o.code));
-/** What an action's claim records for other replicas: that something was done. Anything else gives the claim up. */
-const ACTED = new Set<Outcome['result']>(['deleted', 'evicted', 'isolated', 'dry-run']);
+/** Reads and decisions again after an action found the pod changed since it was verified (409/422). */
+const MAX_REDECIDE = 2;
 /** Errors after which the request may have reached the server and acted. */
 const MAYBE_ACTED = new Set(['timeout', 'unavailable', 'bad-response']);
 
@@ -65,15 +66,17 @@ export class Responder {
     private readonly guards: Guards,
     warn: (msg: string, extra: object) => void,
     /** Set for several replicas: claims and the shared budget go through the API. */
-    private readonly coordinator?: Coordinator,
+    readonly coordinator?: Coordinator,
     evidenceSink: EvidenceSink = () => undefined,
+    /** The local view of pods and namespaces, when on: checks ask it first. */
+    readonly view?: PodView,
   ) {
     this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs, settings.namespaceActionLimit);
     this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, settles);
     this.afterAnswer = new AfterAnswer(settings.eventDeadlineMs);
     this.events = new EventRecorder(kube, settings, warn, this.afterAnswer);
     if (kube) {
-      this.verifier = new Verifier(kube, settings.optOutLabel);
+      this.verifier = new Verifier(kube, settings.optOutLabel, view);
       this.workloads = new Workloads(kube, Math.max(settings.coalesceWindowMs, 1000));
       this.evidence = new EvidenceCollector(kube, evidenceSink);
       this.lookups = new NodeLookups(kube);
@@ -113,6 +116,9 @@ export class Responder {
     const skip = (code: string, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
     if (!this.lookups) return skip('no-cluster', `would look for container ${d.containerId} among the pods on node ${d.node}, but no cluster is configured`);
     let pods: PodSnapshot[];
+    // The view's container index answers with no call; a miss (a container started a moment ago) asks the API.
+    const viewed = this.view?.podsWithContainer(d.node, d.containerId);
+    if (viewed && viewed.length > 0) return this.lookedUp(alert, d, viewed, deadline);
     try {
       const found = await this.lookups.podsOn(d.node, deadline);
       if ('throttled' in found) return skip('lookup-throttled', `node ${d.node} is not known to run pods, and lookups on unknown nodes are over their rate: not looked up (send alerts with k8s.pod.name and k8s.ns.name, which Falco's container plugin adds)`);
@@ -120,6 +126,11 @@ export class Responder {
     } catch (e) {
       return failed('skip', e);
     }
+    return this.lookedUp(alert, d, pods, deadline);
+  }
+
+  private lookedUp(alert: Alert, d: Extract<Decision, { kind: 'lookup' }>, pods: PodSnapshot[], deadline: Deadline): Promise<Outcome> | Outcome {
+    const skip = (code: string, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
     const matches = pods.filter((p) => p.containerIds.some((id) => id.startsWith(d.containerId)));
     if (matches.length === 0) return skip('no-pod', `no pod on node ${d.node} runs container ${d.containerId}`);
     if (matches.length > 1) return skip('ambiguous', `${matches.length} pods on node ${d.node} run a container whose id starts with ${d.containerId}`);
@@ -153,55 +164,87 @@ export class Responder {
     if (!this.kube || !this.verifier || !this.workloads) {
       return { ...base, result: 'dry-run', code: 'no-cluster', reason: `dry-run (no cluster configured): would ${d.action} ${d.pod.namespace}/${d.pod.name} (policy entry "${d.entry}")` };
     }
+    const kube = this.kube;
+    let slot: { local: Taken | undefined; held: SlotHold | undefined } | undefined;
+    const giveBack = () => {
+      if (slot) this.giveBack(slot.local, slot.held);
+      slot = undefined;
+    };
     try {
-      const namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline);
-      const pod = await this.kube.readPod(d.pod, deadline);
-      this.lookups?.seen(pod?.nodeName);
-      if (!pod) return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist` };
-      const refusal = await this.verifier.verify(d, pod, namespaceLabels);
-      if (refusal) return this.refused(alert, d, d.action, pod, refusal);
-      const workload = await this.workloads.resolve(pod, deadline);
-      const verdict = this.workloads.guard(workload, pod, d.action, d.workload);
-      if ('refuse' in verdict) return { ...this.refused(alert, d, d.action, pod, verdict.refuse), workload };
-      const action = verdict.proceed;
-      const known = this.coordinator?.knownFull(d.pod.namespace);
-      const local = known ?? this.limiter.tryTake(d.pod.namespace);
-      if (typeof local === 'string') return { ...this.rateLimited(alert, d, action, pod, local), workload };
-      const coordinator = this.coordinator;
-      // The claim (exactly once across replicas) and a slot of the cluster-wide budget: both must be held before
-      // acting, and each is a write, so they are taken together; what turns out not to be needed is given back.
-      const [claimed, slot] = coordinator
-        ? await Promise.allSettled([coordinator.claim(pod, action, deadline), coordinator.takeSlot(d.pod.namespace, deadline)])
-        : [undefined, undefined];
-      const held = slot?.status === 'fulfilled' && typeof slot.value === 'object' ? slot.value : undefined;
-      const claim = claimed?.status === 'fulfilled' && claimed.value.won ? claimed.value.lease : undefined;
-      const giveBack = () => this.giveBack(local, held);
-      const releaseClaim = () => {
-        if (claim && coordinator) this.afterAnswer.run((dl) => coordinator.release(claim, dl));
-      };
-      if (claimed?.status === 'rejected' || (claimed && !claim)) {
-        giveBack();
-        if (claimed.status === 'rejected') throw claimed.reason;
-        const lost = claimed.value as Extract<Awaited<ReturnType<Coordinator['claim']>>, { won: false }>;
-        const first = lost.outcome ?? { result: 'accepted' as const, reason: `being handled by replica ${lost.holder}` };
-        return { ...base, result: 'duplicate', code: 'claimed', reason: `claimed by replica ${lost.holder}: ${lost.outcome ? lost.outcome.result : 'in progress'}`, workload, first };
+      // From the local view when it has the pod (no call); evidence needs the whole pod, so a read then.
+      let pod: PodSnapshot | null | undefined = d.evidence ? undefined : this.view?.pod(d.pod);
+      let fromView = pod !== undefined && pod !== null;
+      let namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline);
+      if (!fromView) pod = await kube.readPod(d.pod, deadline);
+      let verifiedUid: string | undefined;
+      for (let attempt = 0; ; attempt++) {
+        this.lookups?.seen(pod?.nodeName);
+        if (!pod) {
+          giveBack();
+          return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} does not exist${attempt > 0 ? ' (gone before the action)' : ''}` };
+        }
+        if (verifiedUid !== undefined && pod.uid !== verifiedUid) {
+          giveBack();
+          return { ...base, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${DONE[d.action]}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
+        }
+        const refusal = await this.verifier.verify(d, pod, namespaceLabels);
+        if (refusal && fromView) {
+          // The view may lag: a refusal is confirmed against the API before it is answered (or remembered).
+          fromView = false;
+          namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline, false);
+          pod = await kube.readPod(d.pod, deadline);
+          continue;
+        }
+        if (refusal) {
+          giveBack();
+          return this.refused(alert, d, d.action, pod, refusal);
+        }
+        const workload = await this.workloads.resolve(pod, deadline);
+        const verdict = this.workloads.guard(workload, pod, d.action, d.workload);
+        if ('refuse' in verdict) {
+          giveBack();
+          return { ...this.refused(alert, d, d.action, pod, verdict.refuse), workload };
+        }
+        const action = verdict.proceed;
+        if (!slot) {
+          const taken = await this.takeSlot(d.pod.namespace, deadline);
+          if (typeof taken === 'string') return { ...this.rateLimited(alert, d, action, pod, taken), workload };
+          slot = taken;
+        }
+        verifiedUid = pod.uid;
+        const outcome = await this.actVerified(alert, d, action, pod, workload, giveBack, deadline);
+        if (outcome !== 'changed') return { ...outcome, workload };
+        // Not the version verified (changed meanwhile, replaced, or acted on by another replica): read it and decide again.
+        if (attempt >= MAX_REDECIDE) {
+          giveBack();
+          return { ...base, result: 'failed', code: 'conflict', reason: `pod ${d.pod.namespace}/${d.pod.name} kept changing between verification and ${action} (${attempt + 1} tries): not ${DONE[action]}`, workload };
+        }
+        fromView = false;
+        namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline, false);
+        pod = await kube.readPod(d.pod, deadline);
       }
-      if (slot?.status === 'rejected' || slot?.value === 'full' || slot?.value === 'namespace-full') {
-        this.limiter.giveBack(local);
-        releaseClaim();
-        if (slot.status === 'rejected') throw slot.reason;
-        return { ...this.rateLimited(alert, d, action, pod, slot.value as 'full' | 'namespace-full'), workload };
-      }
-      const outcome = { ...(await this.actClaimed(alert, d, action, pod, workload, giveBack, deadline)), workload };
-      if (claim && coordinator) {
-        // After the answer. Something done is recorded on the claim, so that replicas that lost it answer with
-        // it; anything else (failed, refused, gone) gives the claim up, so that the next alert decides afresh.
-        if (ACTED.has(outcome.result)) this.afterAnswer.run((dl) => coordinator.settle(claim, outcome.result, outcome.reason, dl));
-        else releaseClaim();
-      }
-      return outcome;
     } catch (e) {
+      giveBack();
       return failed(d.action, e, d.pod);
+    }
+  }
+
+  /** A slot of the local budget and of the shared one (several replicas), or which limit is reached. */
+  private async takeSlot(namespace: string, deadline: Deadline): Promise<{ local: Taken | undefined; held: SlotHold | undefined } | 'full' | 'namespace-full'> {
+    const known = this.coordinator?.knownFull(namespace);
+    const local = known ?? this.limiter.tryTake(namespace);
+    if (typeof local === 'string') return local;
+    if (!this.coordinator) return { local, held: undefined };
+    try {
+      const held = await this.coordinator.takeSlot(namespace, deadline);
+      if (typeof held === 'string') {
+        this.limiter.giveBack(local);
+        return held;
+      }
+      return { local, held };
+    } catch (e) {
+      this.limiter.giveBack(local);
+      throw e;
     }
   }
 
@@ -209,7 +252,7 @@ export class Responder {
   private giveBack(local: Taken | undefined, held: SlotHold | undefined): void {
     this.limiter.giveBack(local);
     const coordinator = this.coordinator;
-    if (held && coordinator) this.afterAnswer.run((dl) => coordinator.giveBackSlot(held, dl));
+    if (held && coordinator) coordinator.giveBackSlot(held);
   }
 
   private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, which: 'full' | 'namespace-full'): Outcome {
@@ -227,15 +270,15 @@ export class Responder {
     return { decision: d.action, pod: d.pod, result: 'skipped', ...r };
   }
 
-  /** Once this replica holds the pod (or is the only replica) and a slot of the budget: the evidence, the action. */
-  private async actClaimed(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, giveBack: () => void, deadline: Deadline): Promise<Outcome> {
+  /** Once the pod is verified and a slot of the budget held: the evidence, the action, under the preconditions. */
+  private async actVerified(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
     const base = { decision: action, pod: d.pod } as const;
     try {
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
       const result = await this.perform(action, d, pod, deadline);
+      if (result === 'changed') return result;
       if (result !== 'done') giveBack();
       if (result === 'gone') return { ...base, evidence, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${action}` };
-      if (result === 'replaced') return { ...base, evidence, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${DONE[action]}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
       if (typeof result === 'object') {
         const reason = `not evicted: a PodDisruptionBudget forbids it now (${result.blocked.slice(0, 300)})`;
         this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', reason);
@@ -271,14 +314,14 @@ export class Responder {
   private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<MutationResult | { blocked: string }> {
     const kube = this.kube as Kube;
     const grace = d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds;
-    if (action === 'delete') return kube.deletePod(d.pod, pod.uid, grace, this.settings.dryRun, deadline);
-    if (action === 'evict') return kube.evictPod(d.pod, pod.uid, grace, this.settings.dryRun, deadline);
+    if (action === 'delete') return kube.deletePod(d.pod, pod, grace, this.settings.dryRun, deadline);
+    if (action === 'evict') return kube.evictPod(d.pod, pod, grace, this.settings.dryRun, deadline);
     return this.isolate(d.pod, pod, deadline);
   }
 
   private async isolate(ref: PodRef, pod: PodSnapshot, deadline: Deadline): Promise<MutationResult> {
     const kube = this.kube as Kube;
     await kube.ensureQuarantinePolicy(ref.namespace, this.settings.quarantineLabel, this.settings.dryRun, deadline);
-    return kube.labelPod(ref, pod.uid, this.settings.quarantineLabel, Object.keys(pod.labels).length > 0, this.settings.dryRun, deadline);
+    return kube.labelPod(ref, pod, this.settings.quarantineLabel, Object.keys(pod.labels).length > 0, this.settings.dryRun, deadline);
   }
 }

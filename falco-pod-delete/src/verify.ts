@@ -3,6 +3,7 @@
 import type { Decision } from './decision.js';
 import type { Deadline } from './deadline.js';
 import type { Kube, PodSnapshot } from './kube.js';
+import type { PodView } from './view.js';
 
 type Act = Extract<Decision, { kind: 'act' }>;
 export interface Refusal {
@@ -19,7 +20,7 @@ export class Verifier {
   /** Namespace labels, kept briefly so that a burst costs one read per namespace. */
   private readonly namespaces = new Map<string, { labels: Promise<Record<string, string> | null>; at: number }>();
 
-  constructor(private readonly kube: Kube, private readonly optOutLabel: string) {}
+  constructor(private readonly kube: Kube, private readonly optOutLabel: string, private readonly view?: PodView) {}
 
   /** A refusal, or undefined. namespaceLabels: the read that namespaceLabels() started beside the pod read. */
   async verify(d: Act, pod: PodSnapshot, namespaceLabels: Promise<Record<string, string> | null>): Promise<Refusal | undefined> {
@@ -43,9 +44,11 @@ export class Verifier {
    * instead of two when the cache is cold. One read per namespace at a time: concurrent alerts for one
    * namespace share the read under way. A failure surfaces where verify awaits it, or nowhere.
    */
-  namespaceLabels(namespace: string, deadline: Deadline): Promise<Record<string, string> | null> {
+  namespaceLabels(namespace: string, deadline: Deadline, fromView = true): Promise<Record<string, string> | null> {
+    const viewed = fromView ? this.view?.namespaceLabels(namespace) : undefined;
+    if (viewed) return Promise.resolve(viewed);
     const cached = this.namespaces.get(namespace);
-    if (cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
+    if (fromView && cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
     const labels = this.kube.readNamespaceLabels(namespace, deadline);
     if (this.namespaces.size >= 1000) this.namespaces.clear();
     const entry = { labels, at: Date.now() };

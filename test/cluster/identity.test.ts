@@ -15,8 +15,12 @@ const shellIn = (namespace: string, pod: string, containerId: string) =>
 
 /** Every (verb, resource) the Kubernetes seam calls, read from its source: the code is the list. */
 function callsInCode(): Array<{ verb: string; resource: string }> {
-  const src = readFileSync('falco-pod-delete/src/kube.ts', 'utf8');
+  const src = readFileSync('falco-pod-delete/src/client-node.ts', 'utf8');
   const seen = new Map<string, { verb: string; resource: string }>();
+  // The view's reflectors list and watch the collections they are given.
+  for (const m of readFileSync('falco-pod-delete/src/view.ts', 'utf8').matchAll(/path: '\/api\/v1\/([a-z]+)'/g)) {
+    for (const verb of ['list', 'watch']) seen.set(`${verb} ${m[1]}`, { verb, resource: m[1] });
+  }
   for (const m of src.matchAll(/verb: '([a-z]+)', resource: '([a-z/]+)'/g)) seen.set(`${m[1]} ${m[2]}`, { verb: m[1], resource: m[2] });
   // Controller reads name their resource at the call: get('replicasets', ...).
   for (const m of src.matchAll(/get\('([a-z]+)', /g)) seen.set(`get ${m[1]}`, { verb: 'get', resource: m[1] });

@@ -1,7 +1,9 @@
 // The function against a real kube-apiserver (RBAC on, the project's rbac.yaml, the ServiceAccount's own
 // token from the TokenRequest API), in-cluster style as in a pod: every path that acts or refuses to.
 import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
-import { ClientNodeKube, discoverCluster, type Kube } from '../../falco-pod-delete/src/kube.js';
+import { ClientNodeKube } from '../../falco-pod-delete/src/client-node.js';
+import { discoverCluster } from '../../falco-pod-delete/src/cluster.js';
+import type { Kube } from '../../falco-pod-delete/src/kube.js';
 import { loadConfig } from '../../falco-pod-delete/src/config.js';
 import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
 import { describeCluster, inClusterEnv, withClusterFunction } from '../support/cluster.js';

@@ -449,6 +449,9 @@ export function inClusterEnv(api: FakeApiServer, prefix: string, extra: Record<s
     KUBERNETES_SERVICE_PORT: String(api.port),
     SERVICEACCOUNT_PATH_PREFIX: prefix,
     HOSTNAME: 'falco-pod-delete-7dc9f5fbb8-gbfk7',
+    // The stand-in serves no watch: its tests drive the read path, which is the view's fallback (the view
+    // itself is tested on the real server).
+    POD_VIEW: 'off',
     ...extra,
   };
 }

@@ -61,10 +61,4 @@ export abstract class StubKube implements Kube {
     this.leases.set(`${ns}/${l.name}`, r);
     return r;
   }
-  async deleteLease(ns: string, name: string, rv: string) {
-    if (this.leases.get(`${ns}/${name}`)?.resourceVersion === rv) this.leases.delete(`${ns}/${name}`);
-  }
-  async listLeases() {
-    return [...this.leases.values()];
-  }
 }
