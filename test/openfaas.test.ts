@@ -151,14 +151,16 @@ describe('when the Kubernetes API refuses or fails', () => {
     expect(t.fn.audits()[0]).toMatchObject({ level: 'error', outcome: 'failed', status: 403 });
   });
 
-  it('reports "pod replaced, not deleted" when the UID precondition fails with 409', async () => {
-    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
-    t.api.fail({ kind: 'status', code: 409, reason: 'Conflict', message: 'Precondition failed: UID in precondition: x, UID in object meta: y' }, { method: 'DELETE' });
+  it('after a 409 on the preconditions, reads the pod again and deletes the version it finds (two DELETEs, both under preconditions)', async () => {
+    const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [KUBECON_CONTAINER] });
+    t.api.fail({ kind: 'status', code: 409, reason: 'Conflict', message: 'Precondition failed: the ResourceVersion in the precondition (1) does not match the ResourceVersion in record (2)' }, { method: 'DELETE' });
     await start();
     const r = await t.fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ outcome: 'replaced' });
-    expect(String(r.body.reason)).toMatch(/pod replaced, not deleted/);
+    expect(r.body).toMatchObject({ outcome: 'deleted' });
+    const deletes = t.api.calls('DELETE', '/api/v1/');
+    expect(deletes.map((d) => d.body)).toEqual([1, 2].map(() => expect.objectContaining({ preconditions: { uid: pod.metadata.uid, resourceVersion: pod.metadata.resourceVersion } })));
+    expect(t.api.calls('GET', '/api/v1/namespaces/default/pods/')).toHaveLength(2);
   });
 
   it('retries a 429 after Retry-After and then deletes', async () => {

@@ -64,7 +64,7 @@ describe('Knative Eventing (CloudEvents through a Broker and Trigger)', () => {
     const event = falcoEvent(fixture('01-syscall-terminal-shell-falco-docs.json'));
     const r = await send(HTTP.binary(event));
     expect(r).toMatchObject({ status: 200, body: { outcome: 'deleted', pod: 'kubecon', uuid: event.id } });
-    expect(api.calls('DELETE')).toEqual([expect.objectContaining({ path: '/api/v1/namespaces/default/pods/kubecon', authorization: `Bearer ${TOKEN}`, body: expect.objectContaining({ preconditions: { uid: pod.metadata.uid } }) })]);
+    expect(api.calls('DELETE')).toEqual([expect.objectContaining({ path: '/api/v1/namespaces/default/pods/kubecon', authorization: `Bearer ${TOKEN}`, body: expect.objectContaining({ preconditions: { uid: pod.metadata.uid, resourceVersion: pod.metadata.resourceVersion } }) })]);
     expect(fn.audits()[0]).toMatchObject({ envelope: 'cloudevent', outcome: 'deleted', uuid: event.id });
   });
 
@@ -204,7 +204,7 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
   async function framework(env: Record<string, string>): Promise<string> {
     const port = await freePort();
     const main = resolve('node_modules/@google-cloud/functions-framework/build/src/main.js');
-    child = track(spawn(process.execPath, [main, '--target=falcoPodDelete', '--source=dist/gcf', `--port=${port}`], { detached: true, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', METRICS_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+    child = track(spawn(process.execPath, [main, '--target=falcoPodDelete', '--source=dist/gcf', `--port=${port}`], { detached: true, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', METRICS_PORT: '0', POD_VIEW: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     for (let i = 0; i < 100; i++) {
@@ -230,9 +230,9 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
     const url = await framework({ KUBECONFIG_FILE: path });
     const r = await post(url, JSON.stringify(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json')));
     expect(r).toMatchObject({ status: 200, body: { outcome: 'deleted', pod: 'kubecon' } });
-    // Outside the cluster, claims go to the kubeconfig context's namespace.
-    expect([...api.leases.keys()].some((k) => k.startsWith('openfaas-fn/fpd-claim-'))).toBe(true);
-    expect(api.calls('DELETE')).toEqual([expect.objectContaining({ path: '/api/v1/namespaces/default/pods/kubecon', authorization: `Bearer ${TOKEN}`, body: expect.objectContaining({ preconditions: { uid: pod.metadata.uid } }) })]);
+    // Outside the cluster, the shared budget goes to the kubeconfig context's namespace.
+    expect([...api.leases.keys()]).toEqual(['openfaas-fn/fpd-budget']);
+    expect(api.calls('DELETE')).toEqual([expect.objectContaining({ path: '/api/v1/namespaces/default/pods/kubecon', authorization: `Bearer ${TOKEN}`, body: expect.objectContaining({ preconditions: { uid: pod.metadata.uid, resourceVersion: pod.metadata.resourceVersion } }) })]);
   });
 
   it('deletes the pod with the kubeconfig from KUBECONFIG_DATA, and answers bad input with a 400 and no call', async () => {
@@ -241,7 +241,8 @@ describe('Google Cloud Functions (functions-framework, configured from a kubecon
     const bad = await post(url, JSON.stringify({ rule: 'Terminal shell in container' }));
     expect(bad.status).toBe(400);
     expect(String(bad.body.reason)).toMatch(/missing "priority"/);
-    expect(api.requests).toEqual([]);
+    // No call for the bad alert: only the shared budget's first reservation, made at start.
+    expect(api.requests.filter((r) => !r.path.includes('/leases'))).toEqual([]);
     const r = await post(url, JSON.stringify(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json')));
     expect(r.body).toMatchObject({ outcome: 'deleted' });
   });

@@ -36,12 +36,22 @@ describe('retries within the deadline', () => {
     expect(t.api.calls('GET', '/api/v1/namespaces/default/pods/').length).toBe(2);
   });
 
-  it.each([400, 403, 404, 409, 422])('does not retry a %i', async (code) => {
+  it.each([400, 403, 404, 422])('does not retry a %i', async (code) => {
     t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     t.api.fail({ kind: 'status', code }, { method: 'DELETE', times: 5 });
     const f = await start();
     await f.post(shell());
     expect(t.api.calls('DELETE', '/api/v1/')).toHaveLength(1);
+  });
+
+  it('after a 409 (not the version verified), reads the pod and decides again, at most three DELETEs in all, then fails with conflict', async () => {
+    t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
+    t.api.fail({ kind: 'status', code: 409, reason: 'Conflict', message: 'the ResourceVersion in the precondition (1) does not match the ResourceVersion in record (2)' }, { method: 'DELETE', times: 5 });
+    const f = await start();
+    const r = await f.post(shell());
+    expect(r.body).toMatchObject({ outcome: 'failed', code: 'conflict' });
+    expect(t.api.calls('DELETE', '/api/v1/')).toHaveLength(3);
+    expect(t.api.calls('GET', '/api/v1/namespaces/default/pods/')).toHaveLength(3);
   });
 
   it('answers 502 for a truncated body, and serves the next alert', async () => {

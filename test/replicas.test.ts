@@ -1,5 +1,6 @@
 // Several replicas against one API server that enforces AlreadyExists and resourceVersion preconditions:
-// exactly one action per pod, one cluster-wide blast-radius limit, and a dead replica's claim expires.
+// exactly one action per pod (the preconditions), one cluster-wide blast-radius limit (one budget Lease), and a
+// dead replica's reservation stays counted.
 import { execFileSync } from 'node:child_process';
 import { FakeApiServer, containerId, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
 import { fixture, withFields } from './support/harness.js';
@@ -32,48 +33,48 @@ async function startReplicas(n: number, extra: Record<string, string> = {}): Pro
 const shellFor = (name: string) => withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.pod.name': name, 'container.id': containerId(`default/${name}`).slice(0, 12) });
 const podDeletes = () => api.calls('DELETE', '/api/v1/namespaces/');
 
-it('turns hundreds of identical alerts spread over three replicas into exactly one DELETE', async () => {
+it('turns hundreds of identical alerts spread over three replicas into exactly one deletion: the preconditions arbitrate', async () => {
   api.addPod({ namespace: 'default', name: 'kubecon' });
   const rs = await startReplicas(3);
   const alert = shellFor('kubecon');
   const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => rs[i % 3].post({ ...alert, uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` })));
-  expect(podDeletes()).toHaveLength(1);
+  // At most one DELETE per replica (coalesced within it), each under uid and resourceVersion preconditions:
+  // one succeeds; the others find the pod gone.
+  const deletes = podDeletes();
+  expect(deletes.length).toBeGreaterThanOrEqual(1);
+  expect(deletes.length).toBeLessThanOrEqual(3);
+  expect(deletes.every((d) => (d.body as { preconditions?: { uid?: string; resourceVersion?: string } }).preconditions?.resourceVersion === '1001')).toBe(true);
   expect(answers.every((a) => a.status === 200)).toBe(true);
   expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
-  // The rest: coalesced in a replica, claimed by another, or (a replica's first alert arriving after the
-  // deletion) already gone. None acts.
   const others = answers.filter((a) => a.body.outcome !== 'deleted').map((a) => a.body.outcome);
   expect(new Set(others)).toEqual(new Set(others.filter((o) => o === 'duplicate' || o === 'already gone')));
   expect(others.filter((o) => o === 'duplicate').length).toBeGreaterThan(290);
-  // The outcome is written on the claim after the answer; a replica that lost the claim gives back the budget
-  // slot it took alongside, so one pod costs one slot of the cluster-wide budget however many replicas saw it.
-  const leases = (prefix: string) => [...api.leases.values()].filter((l) => l.metadata.name.startsWith(prefix));
-  // One slot of the cluster-wide budget and one of the namespace's share.
-  await until(() => leases('fpd-claim-')[0]?.metadata.annotations['falco-pod-delete/outcome'] === 'deleted' && leases('fpd-budget-').length === 2);
-  expect(leases('fpd-claim-')).toHaveLength(1);
-  expect(leases('fpd-claim-')[0].metadata.annotations['falco-pod-delete/outcome']).toBe('deleted');
-  expect(leases('fpd-budget-ns-')).toHaveLength(1);
-  expect(leases('fpd-budget-')).toHaveLength(2);
+  // No claim Lease: only the shared budget, which records the one deletion once every replica settled.
+  await Promise.all(rs.map((r) => r.post({ ...alert, rule: 'none' }).catch(() => undefined)));
+  await new Promise((r) => setTimeout(r, 1500));
+  expect([...api.leases.keys()]).toEqual(['openfaas-fn/fpd-budget']);
+  const grants = JSON.parse(api.leases.get('openfaas-fn/fpd-budget')?.metadata.annotations['falco-pod-delete/grants'] ?? '{}') as Record<string, { k: number; used: Record<string, number[]> }>;
+  expect(Object.values(grants).reduce((n, g) => n + Object.values(g.used).flat().length, 0)).toBe(1);
+  // Each replica keeps one slot ahead while idle (ACTION_LIMIT 20 is ample for three).
+  expect(Object.values(grants).map((g) => g.k)).toEqual([1, 1, 1]);
 }, 60_000);
 
 async function until(ok: () => boolean, ms = 5000): Promise<void> {
   for (const end = Date.now() + ms; !ok() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
 }
 
-it('takes the claim and the budget slot together: the writes in flight at once, before the DELETE', async () => {
-  api.addPod({ namespace: 'default', name: 'overlap' });
+it('reserves a slot of the shared budget at start: the first alert makes no Lease call before its DELETE, and more are reserved after it', async () => {
+  api.addPod({ namespace: 'default', name: 'first' });
+  api.addPod({ namespace: 'default', name: 'second' });
   const [r] = await startReplicas(1, { ACTION_LIMIT: '20' });
-  // The claim and the namespace's share are the first two writes, at once; the cluster slot follows the share.
-  api.fail({ kind: 'delay', ms: 1000 }, { method: 'POST', path: /\/leases$/, times: 2 });
-  const started = Date.now();
-  const answer = await r.post(shellFor('overlap'));
-  expect(answer.body.outcome).toBe('deleted');
-  const writes = api.requests.filter((q) => q.method === 'POST' && q.path.endsWith('/leases')).map((q) => (q.body as { metadata: { name: string } }).metadata.name);
-  expect(writes.sort()).toEqual([expect.stringMatching(/^fpd-budget-\d+$/), expect.stringMatching(/^fpd-budget-ns-/), expect.stringMatching(/^fpd-claim-delete-/)]);
-  // 1 s writes one after the other would take 2 s or more; together, one (a margin of 0.9 s for a slow machine).
-  expect(Date.now() - started).toBeLessThan(1900);
-  const order = api.requests.map((q) => `${q.method} ${q.path.split('/').slice(-2).join('/')}`);
-  expect(order.indexOf('DELETE pods/overlap')).toBeGreaterThan(order.lastIndexOf('POST openfaas-fn/leases'));
+  await until(() => api.leases.has('openfaas-fn/fpd-budget'));
+  const before = api.requests.length;
+  for (const name of ['first', 'second']) expect((await r.post(shellFor(name))).body.outcome).toBe('deleted');
+  const order = api.requests.slice(before).map((q) => `${q.method} ${q.path.split('/').slice(-2).join('/')}`);
+  expect(order.filter((o) => o.startsWith('DELETE'))).toEqual(['DELETE pods/first', 'DELETE pods/second']);
+  // The one write of the budget follows the first DELETE (its last reserved slot spent, it reserves more).
+  expect(order.slice(0, order.indexOf('DELETE pods/first')).filter((o) => o.includes('leases'))).toEqual([]);
+  expect(order.filter((o) => o.includes('leases'))).toEqual(['PUT leases/fpd-budget']);
 }, 30_000);
 
 it('acts on at most ACTION_LIMIT pods in total when 60 alerts for 60 pods are spread over three replicas', async () => {
@@ -84,28 +85,24 @@ it('acts on at most ACTION_LIMIT pods in total when 60 alerts for 60 pods are sp
   expect(podDeletes()).toHaveLength(deleted);
   expect(deleted).toBe(20);
   expect(answers.filter((a) => a.status === 429 && a.body.outcome === 'rate-limited')).toHaveLength(40);
-  // The budget: one slot Lease per action in the window, all 20 taken.
-  expect([...api.leases.values()].filter((l) => /^fpd-budget-\d+$/.test(l.metadata.name))).toHaveLength(20);
+  // The budget: one Lease, whose grants record the 20 actions once every replica settled.
+  await new Promise((r) => setTimeout(r, 1500));
+  const grants = JSON.parse(api.leases.get('openfaas-fn/fpd-budget')?.metadata.annotations['falco-pod-delete/grants'] ?? '{}') as Record<string, { used: Record<string, number[]> }>;
+  expect(Object.values(grants).reduce((n, g) => n + Object.values(g.used).flat().length, 0)).toBe(20);
 }, 60_000);
 
-it('leaves the pod actionable again once the claim of a replica killed between claim and action expires', async () => {
-  api.addPod({ namespace: 'default', name: 'kubecon' });
-  const [a, b] = await startReplicas(2, { CLAIM_TTL_SECONDS: '5' });
-  // Replica a claims the pod, then its DELETE never gets an answer: killed there, it never deletes.
-  api.fail({ kind: 'hang' }, { method: 'DELETE', path: /\/pods\/kubecon$/ });
-  const lost = a.post(shellFor('kubecon')).catch(() => undefined);
-  while (podDeletes().length === 0) await new Promise((r) => setTimeout(r, 20));
+it('counts the unspent reservation of a replica killed after it acted, for the window: the budget never over-spends', async () => {
+  for (let i = 0; i < 4; i++) api.addPod({ namespace: 'default', name: `pod-${i}` });
+  const [a, b] = await startReplicas(2, { ACTION_LIMIT: '4', NAMESPACE_ACTION_LIMIT: '100%' });
+  expect((await a.post(shellFor('pod-0'))).body.outcome).toBe('deleted');
+  // Killed before it could record its action: what it reserved (and may have spent) stays counted.
   a.child.kill('SIGKILL');
-  await lost;
-  const early = await b.post(shellFor('kubecon'));
-  expect(early.body).toMatchObject({ outcome: 'duplicate', code: 'claimed', first: { result: 'accepted' } });
-  expect(String(early.body.reason)).toMatch(/claimed by replica falco-pod-delete-replica-0: in progress/);
-  expect(api.pods.has('default/kubecon')).toBe(true);
-  await new Promise((r) => setTimeout(r, 5500));
-  const later = await b.post(shellFor('kubecon'));
-  expect(later.body).toMatchObject({ outcome: 'deleted' });
-  expect(podDeletes()).toHaveLength(2);
-  expect(api.pods.has('default/kubecon')).toBe(false);
+  const answers = [];
+  for (let i = 1; i < 4; i++) answers.push(await b.post(shellFor(`pod-${i}`)));
+  const deleted = answers.filter((x) => x.body.outcome === 'deleted').length;
+  expect(deleted).toBeLessThanOrEqual(3);
+  expect(deleted + 1).toBeLessThanOrEqual(4);
+  expect(answers.filter((x) => x.status === 429).length).toBe(3 - deleted);
 }, 60_000);
 
 it('declines with a clear reason when the API cannot arbitrate (Leases forbidden), and never acts blind', async () => {
@@ -118,7 +115,7 @@ it('declines with a clear reason when the API cannot arbitrate (Leases forbidden
   expect(podDeletes()).toHaveLength(0);
 }, 60_000);
 
-it('skips claims with COORDINATION=single', async () => {
+it('keeps the budget in memory with COORDINATION=single: no Lease call at all', async () => {
   api.addPod({ namespace: 'default', name: 'kubecon' });
   const [r] = await startReplicas(1, { COORDINATION: 'single' });
   expect((await r.post(shellFor('kubecon'))).body).toMatchObject({ outcome: 'deleted' });

@@ -117,7 +117,10 @@ describe('blast-radius limit', () => {
     t.api.forbidden.clear();
     expect((await t.fn.post(shellFor('d'))).body).toMatchObject({ outcome: 'deleted' });
     await t.fn.fn.drain();
-    expect([...t.api.leases.keys()].filter((k) => k.includes('fpd-budget-'))).toHaveLength(2); // the cluster slot and the namespace's, of the one deletion
+    // The shared budget records the one deletion that happened, and none of the three refused.
+    await t.fn.fn.responder.coordinator?.settleNow();
+    const grants = JSON.parse(t.api.leases.get('openfaas-fn/fpd-budget')?.metadata.annotations['falco-pod-delete/grants'] ?? '{}') as Record<string, { k: number; used: Record<string, number[]> }>;
+    expect(Object.values(grants).map((g) => [g.k, Object.values(g.used).flat().length])).toEqual([[0, 1]]);
   });
 
   it('after a timeout, reads the pod: the slot comes back when the deletion did not happen', async () => {
@@ -318,7 +321,7 @@ describe('shared secret', () => {
 });
 
 describe('policy actions', () => {
-  it('isolate: ensures the deny-all NetworkPolicy, then labels the pod under a UID test', async () => {
+  it('isolate: ensures the deny-all NetworkPolicy, then labels the pod under uid and resourceVersion tests', async () => {
     const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]' });
     const r = await t.fn.post(shell());
@@ -333,6 +336,7 @@ describe('policy actions', () => {
     expect(patch[0].contentType).toBe('application/json-patch+json');
     expect(patch[0].body).toEqual([
       { op: 'test', path: '/metadata/uid', value: pod.metadata.uid },
+      { op: 'test', path: '/metadata/resourceVersion', value: pod.metadata.resourceVersion },
       { op: 'add', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'true' },
     ]);
     expect(t.api.pods.get('default/kubecon')?.metadata.labels['falco-pod-delete/quarantine']).toBe('true');

@@ -24,10 +24,12 @@ export const BUDGET_LEASE = 'fpd-budget';
 const BUDGET_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'budget' };
 export const GRANTS = 'falco-pod-delete/grants';
 /** A reservation is usable this long after it was written, less SKEW_MS (clocks of nodes differ a little). */
-const HOLD_MS = 10_000;
+const HOLD_MS = 30_000;
 const SKEW_MS = 2_000;
-/** Idle this long, a replica settles: its actions recorded, its unused reservation given back. */
+/** Idle this long, a replica settles: its actions recorded, its reservation back to the one slot it keeps ahead. */
 export const IDLE_MS = 500;
+/** An idle replica renews the slot it keeps ahead this long before its reservation ends. */
+const RENEW_BEFORE_MS = SKEW_MS + 3_000;
 /** Writes one reservation makes at most while other replicas keep writing the Lease first. */
 const ROUNDS = 8;
 /** A budget found full is believed full this long without asking again (or until a slot of it frees). */
@@ -99,6 +101,8 @@ export class Coordinator {
   private readonly namespaceFullUntil = new Map<string, number>();
   private idleTimer: NodeJS.Timeout | undefined;
   private lastTake = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private closed = false;
   readonly counts: BudgetCounts = { reads: 0, writes: 0 };
 
   constructor(private readonly kube: Kube, readonly settings: CoordinationSettings) {}
@@ -118,13 +122,22 @@ export class Coordinator {
   /** Reserves ahead at start (which also opens the connection to the API server): the first alert finds slots. */
   async warm(deadline: Deadline): Promise<void> {
     if (this.settings.actionLimit === 0) return;
-    await this.reserve(this.batch(), deadline);
+    await this.settleNow(deadline);
   }
 
-  /** Slots an other-replica-free budget would give this replica at once: a few, never the whole budget. */
+  /** Slots one write reserves during activity: an eighth of the budget (at least those waiting), at most a quarter. */
   private batch(): number {
     const { actionLimit } = this.settings;
-    return Math.max(1, Math.min(64, Math.ceil(actionLimit / 4), this.waiting + 1));
+    return Math.max(1, Math.min(64, Math.ceil(actionLimit / 4), Math.max(Math.ceil(actionLimit / 8), this.waiting + 1)));
+  }
+
+  /**
+   * The slot an idle replica keeps ahead, so that the first alert after a quiet spell finds one: one, unless the
+   * budget is small for the replicas sharing it (under four slots each), when idle replicas keep none.
+   */
+  private idleAhead(): number {
+    const holders = new Set([...Object.keys(this.known), this.settings.identity]).size;
+    return !this.closed && this.settings.actionLimit >= 4 * holders ? 1 : 0;
   }
 
   /**
@@ -141,7 +154,11 @@ export class Coordinator {
         this.lastTake = now;
         this.scheduleSettle();
         const local = this.takeLocal(namespace, now);
-        if (typeof local === 'object') return local;
+        if (typeof local === 'object') {
+          // The last reserved slot spent: reserve more now, after this answer's path, not on the next one's.
+          if (this.remaining === 0) void this.reserve(this.batch(), deadline).catch(() => undefined);
+          return local;
+        }
         if (local === 'namespace-full') return this.memoNamespace(namespace, now);
         const known = this.knownFull(namespace, now);
         if (known === 'full') return known;
@@ -224,12 +241,12 @@ export class Coordinator {
   }
 
   /** One write at a time per replica: concurrent takes share it. */
-  private async reserve(want: number, deadline: Deadline): Promise<void> {
-    // A settle under way reserves nothing: wait for it, then reserve.
+  private async reserve(want: number, deadline: Deadline, settleTo?: number): Promise<void> {
+    // A settle under way reserves little: wait for it, then reserve.
     if (this.sync && this.syncWant === 0 && want > 0) await this.sync.catch(() => undefined);
     if (!this.sync) {
       this.syncWant = want;
-      this.sync = this.write(want, deadline).finally(() => {
+      this.sync = this.write(want, deadline, settleTo).finally(() => {
         this.sync = undefined;
       });
     }
@@ -241,7 +258,7 @@ export class Coordinator {
    * on top of what is still reserved (0 settles). Under the Lease's resourceVersion; on a conflict, reads
    * and computes again.
    */
-  private async write(want: number, deadline: Deadline): Promise<void> {
+  private async write(want: number, deadline: Deadline, settleTo?: number): Promise<void> {
     const { namespace, identity, actionLimit } = this.settings;
     for (let round = 0; round < ROUNDS; round++) {
       if (!this.lease) {
@@ -260,7 +277,7 @@ export class Coordinator {
       const keep = now < this.grantUntil ? this.remaining : 0;
       const written = [...this.recorded, ...this.spent].filter((h) => !h.returned && now - h.at < this.window);
       const free = Math.max(0, actionLimit - others - written.length);
-      const k = want === 0 ? keep : Math.min(free, Math.max(keep, keep + want));
+      const k = settleTo !== undefined ? Math.min(free, settleTo) : Math.min(free, keep + want);
       const used: Record<string, number[]> = {};
       for (const h of written) (used[h.namespace] ??= []).push(h.at);
       const next: Record<string, Grant> = {};
@@ -290,6 +307,7 @@ export class Coordinator {
       this.remaining = Math.max(0, k - inFlight.length);
       this.grantUntil = now + HOLD_MS - SKEW_MS;
       if (k === 0 && want > 0) this.fullUntil = Date.now() + FULL_MEMO_MS;
+      this.scheduleRenew(k > 0);
       return;
     }
   }
@@ -305,18 +323,42 @@ export class Coordinator {
     this.idleTimer.unref();
   }
 
-  /** Records every action spent and returns the unused reservation (a graceful stop calls it too). */
+  /** Before a reservation runs out, it is renewed (what was spent recorded, the slot ahead kept): idle, one write a HOLD_MS. */
+  private scheduleRenew(reserved: boolean): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = undefined;
+    if (!reserved || this.closed) return;
+    this.renewTimer = setTimeout(() => {
+      this.renewTimer = undefined;
+      void this.settleNow().catch(() => undefined);
+    }, HOLD_MS - RENEW_BEFORE_MS);
+    this.renewTimer.unref();
+  }
+
+  /** Records every action spent and keeps only the slot ahead (none on close): a graceful stop gives all back. */
   async settleNow(deadline?: Deadline): Promise<void> {
     if (this.settings.actionLimit === 0) return;
     if (this.sync) await this.sync.catch(() => undefined);
-    if (this.remaining === 0 && this.spent.length === 0 && !this.recorded.some((h) => h.returned) && (this.known[this.settings.identity]?.k ?? 0) === 0) return;
+    const ahead = this.idleAhead();
+    const mine = this.known[this.settings.identity];
+    const nothingToWrite = this.spent.length === 0 && !this.recorded.some((h) => h.returned) && (mine?.k ?? 0) === ahead && Date.now() < this.grantUntil - RENEW_BEFORE_MS;
+    if (nothingToWrite || (this.closed && !mine)) return;
     const own = deadline ?? new Deadline(5000);
     try {
       this.remaining = 0;
       this.grantUntil = 0;
-      await this.reserve(0, own);
+      await this.reserve(0, own, ahead);
     } finally {
       if (!deadline) own.dispose();
     }
+  }
+
+  /** The graceful stop: every action recorded, every unspent slot given back, no more renewals. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (this.settings.actionLimit === 0 || !this.lease) return;
+    await this.settleNow();
   }
 }

@@ -216,28 +216,28 @@ export class FalcoResponse {
   /** Declined and rejected alerts: AUDIT_DECLINES_PER_SECOND lines a second, the rest summarised by code. Actions and failures always get theirs. */
   private readonly declinedLines: FloodBound;
 
-  private started = false;
+  private started: Promise<void> | undefined;
 
   /**
    * Starts what runs beside the alerts: the view's list and watch, and a first reservation of the shared
    * budget (which also opens the connection to the API server, so that the first alert pays no handshake).
-   * Idempotent; adapters call it once they serve.
+   * Idempotent; adapters call it once they serve. Resolves when the reservation is made (or failed).
    */
-  start(): void {
-    if (this.started) return;
-    this.started = true;
+  start(): Promise<void> {
+    if (this.started) return this.started;
     this.parts.view?.start();
     const coordinator = this.responder.coordinator;
-    if (coordinator) {
-      const deadline = new Deadline(this.parts.config.alertDeadlineMs);
-      void coordinator.warm(deadline).catch((e: unknown) => this.logger.warn({ err: e }, 'cannot reserve slots of the shared budget yet: the first alert will')).finally(() => deadline.dispose());
-    }
+    const deadline = new Deadline(this.parts.config.alertDeadlineMs);
+    this.started = (coordinator ? coordinator.warm(deadline) : Promise.resolve())
+      .catch((e: unknown) => this.logger.warn({ err: e }, 'cannot reserve slots of the shared budget yet: the first alert will'))
+      .finally(() => deadline.dispose());
+    return this.started;
   }
 
   /** A graceful stop: work under way finished, the budget's unspent reservation given back, the view stopped. */
   async close(): Promise<void> {
     await this.drain();
-    await this.responder.coordinator?.settleNow().catch((e: unknown) => this.logger.warn({ err: e }, 'cannot give back the unspent reservation of the shared budget: it frees itself after the window'));
+    await this.responder.coordinator?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'cannot give back the unspent reservation of the shared budget: it frees itself after the window'));
     await this.parts.view?.stop();
   }
 

@@ -1,5 +1,6 @@
-// Three replica processes against real Leases on a real API server: exactly one action per pod, one shared
-// blast-radius budget, and resourceVersion conflicts resolved by the server, not by a stand-in's belief.
+// Three replica processes on a real API server: exactly one action per pod (the DELETE's uid and
+// resourceVersion preconditions), one shared blast-radius budget (one Lease), and resourceVersion conflicts
+// resolved by the server, not by a stand-in's belief.
 import { execFileSync } from 'node:child_process';
 import { Admin, describeCluster, inClusterEnv } from '../support/cluster.js';
 import { fixture, withFields } from '../support/harness.js';
@@ -7,6 +8,12 @@ import { type FunctionProcess, spawnFunction } from '../support/process.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
+
+/** Actions the budget Lease records (in one namespace, or all): the grants of every replica. */
+function spent(lease: { metadata?: { annotations?: Record<string, string> } }, namespace?: string): number {
+  const grants = JSON.parse(lease.metadata?.annotations?.['falco-pod-delete/grants'] ?? '{}') as Record<string, { used: Record<string, number[]> }>;
+  return Object.values(grants).reduce((n, g) => n + Object.entries(g.used).filter(([ns]) => !namespace || ns === namespace).reduce((m, [, t]) => m + t.length, 0), 0);
+}
 
 describeCluster('three replicas on a real API server', () => {
   let admin: Admin;
@@ -41,13 +48,16 @@ describeCluster('three replicas on a real API server', () => {
     const answers = await Promise.all(Array.from({ length: 150 }, (_, i) => rs[i % 3].post({ ...alert, uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}` })));
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
     expect(answers.filter((a) => a.body.outcome === 'deleted')).toHaveLength(1);
-    // The rest were coalesced, claimed by another replica, or (a replica's first alert arriving after the
-    // deletion) found the pod already Terminating. None acts.
+    // The rest were coalesced in their replica, or found the pod already Terminating: from their view, or
+    // after their DELETE's resourceVersion precondition failed (409) and they read it again. None acts.
     const others = new Set(answers.filter((a) => a.body.outcome !== 'deleted').map((a) => `${a.body.outcome}/${a.body.code}`));
-    expect([...others].filter((o) => !['duplicate/duplicate', 'duplicate/claimed', 'skipped/terminating'].includes(o))).toEqual([]);
+    expect([...others].filter((o) => !['duplicate/duplicate', 'skipped/terminating'].includes(o))).toEqual([]);
     expect(await admin.contained(ns, 'web-0')).toBe(true);
-    const claims = (await admin.leases.listNamespacedLease({ namespace: 'openfaas-fn', labelSelector: 'falco-pod-delete/role=claim' })).items;
-    expect(claims.map((c) => [c.metadata?.name, c.metadata?.annotations?.['falco-pod-delete/outcome']])).toEqual([[`fpd-claim-delete-${pod.uid}`, 'deleted']]);
+    // No claim Lease: the one Lease is the budget, and once the replicas settled it records one action.
+    await new Promise((r) => setTimeout(r, 1500));
+    const leases = (await admin.leases.listNamespacedLease({ namespace: 'openfaas-fn' })).items;
+    expect(leases.map((l) => l.metadata?.name)).toEqual(['fpd-budget']);
+    expect(spent(leases[0])).toBe(1);
   }, 60_000);
 
   it('acts on exactly ACTION_LIMIT pods in all when 15 alerts for 15 pods arrive at three replicas at once', async () => {
@@ -59,10 +69,10 @@ describeCluster('three replicas on a real API server', () => {
     expect(answers.filter((a) => a.status === 429 && a.body.outcome === 'rate-limited')).toHaveLength(9);
     const contained = await Promise.all(pods.map((_, i) => admin.contained(ns, `pod-${i}`)));
     expect(contained.map((c, i) => (c ? i : -1)).filter((i) => i >= 0)).toEqual(deleted);
-    // The budget: one slot Lease per action in the window, as the real server stores them.
-    const slots = (await admin.leases.listNamespacedLease({ namespace: 'openfaas-fn', labelSelector: 'falco-pod-delete/role=budget' })).items;
-    expect(slots.map((l) => l.metadata?.name).filter((n) => /^fpd-budget-\d+$/.test(n ?? '')).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `fpd-budget-${i}`).sort());
-    // And as many of the namespace's share: one per action.
-    expect(slots.filter((l) => l.metadata?.labels?.['falco-pod-delete/namespace'] === ns)).toHaveLength(6);
+    // The budget, as the real server stores it: one Lease whose grants record the six actions, in this namespace.
+    await new Promise((r) => setTimeout(r, 1500));
+    const budget = await admin.leases.readNamespacedLease({ name: 'fpd-budget', namespace: 'openfaas-fn' });
+    expect(spent(budget)).toBe(6);
+    expect(spent(budget, ns)).toBe(6);
   }, 60_000);
 });

@@ -361,10 +361,15 @@ export class FakeApiServer {
       if (!pod) return this.send(res, 404, status(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' }));
       if (method === 'GET') return this.send(res, 200, pod);
       if (method === 'DELETE') {
-        const opts = (body ?? {}) as { preconditions?: { uid?: string }; dryRun?: string[] };
+        const opts = (body ?? {}) as { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: string[] };
         const uid = opts.preconditions?.uid;
         if (uid && uid !== pod.metadata.uid) {
           return this.send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on Pod "${name}": Precondition failed: UID in precondition: ${uid}, UID in object meta: ${pod.metadata.uid}`, { name, kind: 'Pod' }));
+        }
+        // As kube-apiserver: a resourceVersion precondition holds only for exactly that version.
+        const rv = opts.preconditions?.resourceVersion;
+        if (rv && rv !== pod.metadata.resourceVersion) {
+          return this.send(res, 409, status(409, 'Conflict', `Operation cannot be fulfilled on pods "${name}": the ResourceVersion in the precondition (${rv}) does not match the ResourceVersion in record (${pod.metadata.resourceVersion}). The object might have been modified`, { name, kind: 'pods' }));
         }
         const dry = (opts.dryRun ?? []).includes('All') || query.get('dryRun') === 'All';
         if (!dry) this.pods.delete(key);
@@ -374,7 +379,7 @@ export class FakeApiServer {
         const ops = Array.isArray(body) ? (body as { op: string; path: string; value: unknown }[]) : [];
         const next = JSON.parse(JSON.stringify(pod)) as Pod;
         for (const op of ops) {
-          if (op.op === 'test' && op.path === '/metadata/uid' && op.value !== pod.metadata.uid) {
+          if (op.op === 'test' && ((op.path === '/metadata/uid' && op.value !== pod.metadata.uid) || (op.path === '/metadata/resourceVersion' && op.value !== pod.metadata.resourceVersion))) {
             return this.send(res, 422, status(422, 'Invalid', 'the server rejected our request due to an error in our request'));
           }
           if (op.op === 'add' && op.path === '/metadata/labels') next.metadata.labels = op.value as Record<string, string>;
@@ -382,7 +387,10 @@ export class FakeApiServer {
             next.metadata.labels[op.path.slice('/metadata/labels/'.length).replace(/~1/g, '/').replace(/~0/g, '~')] = op.value as string;
           }
         }
-        if (query.get('dryRun') !== 'All') this.pods.set(key, next);
+        if (query.get('dryRun') !== 'All') {
+          next.metadata.resourceVersion = String(Number(pod.metadata.resourceVersion) + 1);
+          this.pods.set(key, next);
+        }
         return this.send(res, 200, next);
       }
     }

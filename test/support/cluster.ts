@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { type RunningFunction, startFunction } from './harness.js';
 // @ts-expect-error plain ESM shared with global setup and the benchmark
-import { kubectl as runKubectl, stageServiceAccountFiles } from './control-plane.mjs';
+import { kubectl as runKubectl, stageServiceAccountFiles, startControlPlane } from './control-plane.mjs';
 
 export interface ClusterState {
   dir: string;
@@ -32,6 +32,16 @@ export const describeCluster = clusterState ? describe : describe.skip;
 export function state(): ClusterState {
   if (!clusterState) throw new Error('no control plane (KUBEBUILDER_ASSETS unset)');
   return clusterState;
+}
+
+/** A control plane of a test's own, with extra kube-apiserver flags (stopped by the caller, in afterAll). */
+export async function ownControlPlane(apiArgs: string[]): Promise<{ state: ClusterState; stop: () => Promise<void> }> {
+  return startControlPlane({ apiArgs }) as Promise<{ state: ClusterState; stop: () => Promise<void> }>;
+}
+
+/** The files of a pod's ServiceAccount mount for `state`'s token: their prefix. */
+export function serviceAccountFiles(s: ClusterState): string {
+  return (stageServiceAccountFiles(s) as { prefix: string }).prefix;
 }
 
 export class Admin {

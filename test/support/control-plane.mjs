@@ -99,7 +99,7 @@ export function kubectl(state, args, input) {
 }
 
 /** Starts etcd and kube-apiserver, applies rbac.yaml and issues the ServiceAccount's token. */
-export async function startControlPlane({ assets = assetsDir(), rbac = resolve('rbac.yaml') } = {}) {
+export async function startControlPlane({ assets = assetsDir(), rbac = resolve('rbac.yaml'), apiArgs = [] } = {}) {
   if (!assets) throw new Error(SKIP_HINT);
   const dir = mkdtempSync(join(tmpdir(), 'fpd-envtest-'));
   const processes = [];
@@ -136,6 +136,7 @@ export async function startControlPlane({ assets = assetsDir(), rbac = resolve('
       '--authorization-mode', 'Node,RBAC', '--service-cluster-ip-range', '10.96.0.0/12',
       '--service-account-issuer', issuer, '--api-audiences', issuer,
       '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
+      ...apiArgs,
     ]);
     processes.push(api);
     const server = `https://127.0.0.1:${apiPort}`;
