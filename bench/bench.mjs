@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { build } from 'esbuild';
 import { alertFor } from './alerts.mjs';
-import { adminClient, makePods, shellAlert } from './cluster.mjs';
+import { adminClient, isWrite, makePods, requestsBetween, serverRequests, shellAlert } from './cluster.mjs';
 import * as T from './targets.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -145,23 +145,64 @@ async function realPhase() {
         // The action limit raised for the run (50 at once); exactly-once claims and the one cluster-wide budget stay on.
         const t = await T.start(name, available[name], cluster, name === 'function' ? { ACTION_LIMIT: '1000' } : {});
         await sleep(500);
+        if (name === 'function' && !(await T.viewSynced(t))) log('  function: its view did not sync; it reads the API');
+        // What the target asks of the server for the alerts: apiserver_request_total before and after (its
+        // start, the pods' creation and every WATCH left out), the writes after the answers included.
+        const before = await serverRequests(state);
         const one = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: single.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 1 });
+        const mid = await serverRequests(state);
         const all = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: burst.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 50 });
+        await sleep(2000);
+        const after = await serverRequests(state);
         await T.stop(t);
-        runs.push({ one, all });
+        runs.push({ one, all, requests: { one: requestsBetween(before, mid), all: requestsBetween(mid, after) } });
         for (const f of [...one.failures, ...all.failures]) log(`  ${name}: ${f}`);
       }
       const m = (f) => median(runs.map(f));
+      const sum = (o, pred = () => true) => Object.entries(o).filter(([k]) => pred(k)).reduce((n, [, v]) => n + v, 0);
+      const perPod = (which, pred) => m((r) => sum(r.requests[which], pred) / Math.max(1, r[which].contained));
+      const byRequest = {};
+      for (const r of runs) for (const [k, v] of Object.entries(r.requests.one)) byRequest[k] = (byRequest[k] ?? 0) + v / Math.max(1, r.one.contained) / runs.length;
       out[name] = {
         p50: m((r) => r.one.p50), p99: m((r) => r.one.p99), half: m((r) => r.all.half), all: m((r) => r.all.all),
         contained: runs.reduce((n, r) => n + r.one.contained + r.all.contained, 0), sent: runs.length * 70,
+        perPodOne: perPod('one'), writesPerPodOne: perPod('one', isWrite), perPodAll: perPod('all'), writesPerPodAll: perPod('all', isWrite), byRequest,
       };
     }
+    if (targets.includes('function')) out.view = await viewMemory(state, call, cluster);
   } finally {
     await stop();
   }
   return out;
 }
+/**
+ * RSS of the function with its view holding 10,000 and then 50,000 synthetic pods (each with a node, a
+ * container id and labels, as a kubelet and a controller would leave them), idle once synced, and the peak
+ * of its first list.
+ */
+async function viewMemory(state, call, cluster) {
+  const { kubectl } = await import('../test/support/control-plane.mjs');
+  const out = {};
+  const ns = 'bench-view';
+  kubectl(state, ['create', 'namespace', ns]);
+  kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
+  let made = 0;
+  for (const target of [10_000, 50_000].filter((n) => n <= Number(process.env.BENCH_VIEW_MAX ?? 50_000))) {
+    log(`view memory: ${target.toLocaleString('en-US')} pods (making ${target - made})`);
+    await makePods(call, ns, `v${made}`, target - made, 64);
+    made = target;
+    const t = await T.start('function', undefined, cluster, { ACTION_LIMIT: '1000' });
+    const t0 = performance.now();
+    const synced = await T.viewSynced(t, 300_000);
+    const syncMs = performance.now() - t0;
+    await sleep(3000);
+    const pods = await T.gauge(t, 'falco_pod_delete_view_pods');
+    out[target] = { synced, syncMs, pods, rss: T.rss(t.pid), peak: T.rss(t.pid, 'VmHWM'), heap: (await T.gauge(t, 'falco_pod_delete_nodejs_heap_size_used_bytes')) / 2 ** 20 };
+    await T.stop(t);
+  }
+  return out;
+}
+
 if ((!ONLY || ONLY === 'real') && process.env.KUBEBUILDER_ASSETS) results.real = await realPhase();
 else if (!process.env.KUBEBUILDER_ASSETS) log('real API server phase skipped: set KUBEBUILDER_ASSETS (../shared/tools/unpack.sh DIR prints it)');
 

@@ -19,12 +19,15 @@ export function adminClient(state) {
   });
 }
 
-/** n running pods with a node and a container id (no kubelet runs: this writes the status a kubelet would). */
-export async function makePods(call, ns, prefix, n) {
+/**
+ * n running pods with a node and a container id (no kubelet runs: this writes the status a kubelet would),
+ * `concurrency` at a time.
+ */
+export async function makePods(call, ns, prefix, n, concurrency = 10) {
   const pods = Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i}`, id: randomBytes(32).toString('hex') }));
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  for (let i = 0; i < pods.length; i += 10) {
-    await Promise.all(pods.slice(i, i + 10).map(async (p) => {
+  for (let i = 0; i < pods.length; i += concurrency) {
+    await Promise.all(pods.slice(i, i + concurrency).map(async (p) => {
       await call('POST', `/api/v1/namespaces/${ns}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: ns }, spec: { nodeName: 'worker-1', containers: [{ name: 'main', image: 'alpine' }] } });
       await call('PATCH', `/api/v1/namespaces/${ns}/pods/${p.name}/status`, { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }], containerStatuses: [{ name: 'main', image: 'alpine', imageID: '', containerID: `containerd://${p.id}`, ready: true, restartCount: 0, state: { running: { startedAt: now } } }] } }, 'application/merge-patch+json');
     }));
@@ -37,3 +40,38 @@ export const shellAlert = (ns, p) => JSON.stringify({
   uuid: randomBytes(16).toString('hex'), output: `A shell was spawned in a container with an attached terminal (k8s.ns=${ns} k8s.pod=${p.name})`, priority: 'Notice', rule: 'Terminal shell in container',
   source: 'syscall', hostname: 'worker-1', time: new Date().toISOString(), output_fields: { 'container.id': p.id.slice(0, 12), 'k8s.ns.name': ns, 'k8s.pod.name': p.name },
 });
+
+/**
+ * The server's own count of requests (apiserver_request_total), by "VERB resource[/subresource]": what every
+ * client asked of it. WATCH requests are left out (one long request each, not per alert).
+ */
+export async function serverRequests(state) {
+  const text = await new Promise((resolve, reject) => {
+    const req = https.request(`${state.server}/metrics`, { ca: readFileSync(state.caPath), cert: readFileSync(join(state.dir, 'admin.crt')), key: readFileSync(join(state.dir, 'admin.key')) }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const counts = {};
+  for (const line of text.split('\n')) {
+    const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const l = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (l.verb === 'WATCH' || l.verb === 'WATCHLIST' || !l.resource) continue;
+    const key = `${l.verb} ${l.resource}${l.subresource ? `/${l.subresource}` : ''}`;
+    counts[key] = (counts[key] ?? 0) + Number(m[2]);
+  }
+  return counts;
+}
+
+/** after - before, per key, dropping zeros. */
+export function requestsBetween(before, after) {
+  const d = {};
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) d[k] = v - (before[k] ?? 0);
+  return d;
+}
+
+export const isWrite = (key) => /^(POST|PUT|PATCH|DELETE|APPLY) /.test(key);

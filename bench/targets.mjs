@@ -95,7 +95,7 @@ export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = []) 
     const answered = await new Promise((resolve) => {
       http.get(`http://127.0.0.1:${port}${health}`, (res) => (res.resume(), resolve(true))).on('error', () => resolve(false));
     });
-    if (answered) return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, exited };
+    if (answered) return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, exited, metricsPort: env.METRICS_PORT ? Number(env.METRICS_PORT) : undefined };
   }
   child.kill('SIGKILL');
   throw new Error(`${name} did not answer on port ${port}`);
@@ -116,4 +116,22 @@ export function bareNode() {
   const t0 = performance.now();
   execFileSync(process.execPath, ['-e', '0']);
   return performance.now() - t0;
+}
+
+/** A gauge of the function's own /metrics (undefined when absent or unreachable). */
+export async function gauge(t, name) {
+  if (!t.metricsPort) return undefined;
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits until the function's local view is synced (its gauge says 1), at most `ms`. */
+export async function viewSynced(t, ms = 120_000) {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if ((await gauge(t, 'falco_pod_delete_view_synced')) === 1) return true;
+  return false;
 }

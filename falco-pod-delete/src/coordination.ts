@@ -154,17 +154,14 @@ export class Coordinator {
         this.lastTake = now;
         this.scheduleSettle();
         const local = this.takeLocal(namespace, now);
-        if (typeof local === 'object') {
-          // The last reserved slot spent: reserve more now, after this answer's path, not on the next one's.
-          if (this.remaining === 0) void this.reserve(this.batch(), deadline).catch(() => undefined);
-          return local;
-        }
+        if (typeof local === 'object') return local;
         if (local === 'namespace-full') return this.memoNamespace(namespace, now);
         const known = this.knownFull(namespace, now);
         if (known === 'full') return known;
         // No slot reserved (or the namespace's share is unclear while other replicas hold reservations):
         // reserve more, or learn what the others gave back.
-        await this.reserve(this.batch(), deadline);
+        const reserved = await this.reserve(this.batch(), deadline);
+        if (!reserved && round < 5) continue;
         const after = this.takeLocal(namespace, Date.now());
         if (typeof after === 'object') return after;
         if (after === 'namespace-full') return this.memoNamespace(namespace, Date.now());
@@ -226,6 +223,17 @@ export class Coordinator {
     return now < g.u || now - g.t < this.window ? g.k : 0;
   }
 
+  /**
+   * Called once an action's request has gone: with its last reserved slot spent, this replica reserves more
+   * now, off the path (after this action, before the next alert needs a slot).
+   */
+  refill(): void {
+    if (this.remaining > 0 || this.sync || this.closed || this.settings.actionLimit === 0) return;
+    // Its own deadline: the alert's ends with its answer.
+    const own = new Deadline(5000);
+    void this.reserve(this.batch(), own).catch(() => undefined).finally(() => own.dispose());
+  }
+
   /** Gives back a slot whose action did not happen. */
   giveBackSlot(slot: SlotHold): void {
     if (slot.returned) return;
@@ -241,16 +249,20 @@ export class Coordinator {
   }
 
   /** One write at a time per replica: concurrent takes share it. */
-  private async reserve(want: number, deadline: Deadline, settleTo?: number): Promise<void> {
-    // A settle under way reserves little: wait for it, then reserve.
-    if (this.sync && this.syncWant === 0 && want > 0) await this.sync.catch(() => undefined);
+  /**
+   * A write of this replica's grant, or the one under way (concurrent takes share it). True when the write
+   * awaited was a reservation; false after a settle, which reserves at most the slot ahead: look again.
+   */
+  private async reserve(want: number, deadline: Deadline, settleTo?: number): Promise<boolean> {
     if (!this.sync) {
-      this.syncWant = want;
+      this.syncWant = settleTo !== undefined ? 0 : want;
       this.sync = this.write(want, deadline, settleTo).finally(() => {
         this.sync = undefined;
       });
     }
-    return this.sync;
+    const reserving = this.syncWant > 0;
+    await this.sync;
+    return reserving;
   }
 
   /**

@@ -118,7 +118,7 @@ export class FalcoResponse {
     }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts), (record) => this.audit.info(record, 'evidence'), parts.view);
     const responder = this.responder;
     this.metrics = parts.metrics ?? new Metrics(false);
-    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit });
+    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit, viewPods: () => parts.view?.pods.size, viewSynced: () => parts.view?.synced });
   }
 
   readonly metrics: Metrics;

@@ -9,6 +9,9 @@ export interface BoundsState {
   eventsSuppressed: () => number;
   actionsInWindow: () => number;
   actionLimit: number;
+  /** The local view: pods it holds, and whether it is synced (undefined: no view). */
+  viewPods?: () => number | undefined;
+  viewSynced?: () => boolean | undefined;
 }
 
 export class Metrics {
@@ -44,6 +47,8 @@ export class Metrics {
     new Gauge({ name: 'falco_pod_delete_actions_in_window', help: 'Actions taken in the current blast-radius window.', registers, collect() { this.set(state()?.actionsInWindow() ?? 0); } });
     new Gauge({ name: 'falco_pod_delete_action_limit', help: 'Blast-radius limit per window (0: off).', registers, collect() { this.set(state()?.actionLimit ?? 0); } });
     new Gauge({ name: 'falco_pod_delete_events_suppressed', help: 'Kubernetes Events not written (one per pod and reason per window; at most 20/s, bursts of 50).', registers, collect() { this.set(state()?.eventsSuppressed() ?? 0); } });
+    new Gauge({ name: 'falco_pod_delete_view_pods', help: 'Pods in the local view (absent with POD_VIEW=off).', registers, collect() { const n = state()?.viewPods?.(); if (n !== undefined) this.set(n); } });
+    new Gauge({ name: 'falco_pod_delete_view_synced', help: 'Whether the local view is listed and watching (1), or checks read the API (0).', registers, collect() { const v = state()?.viewSynced?.(); if (v !== undefined) this.set(v ? 1 : 0); } });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'falco_pod_delete_' });
   }
 

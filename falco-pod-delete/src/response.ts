@@ -276,6 +276,7 @@ export class Responder {
     try {
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
       const result = await this.perform(action, d, pod, deadline);
+      this.coordinator?.refill();
       if (result === 'changed') return result;
       if (result !== 'done') giveBack();
       if (result === 'gone') return { ...base, evidence, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${action}` };
