@@ -1,18 +1,20 @@
 // The one blast-radius budget across replicas, at almost no API cost on an alert's path.
 //
 // The budget is one Lease in the function's namespace (BUDGET_LEASE). Its annotation holds each replica's
-// grant: the actions it took in the window (namespace and time), and a reservation of k slots taken at t and
-// usable until u. A replica reserves a few slots ahead with one write (an update under the Lease's
-// resourceVersion, so two replicas never both spend the same slots), spends them locally with no call, and
-// writes again only to reserve more, to record what it spent, or to give back what it did not.
+// grant: the actions it took in the window (namespace and time), and a reservation taken at t and usable until
+// u: k slots of the cluster-wide budget, and n[ns] slots of namespaces' shares (n['*']: of any namespace's). A
+// replica reserves a few slots ahead with one write (an update under the Lease's resourceVersion, so two
+// replicas never both spend the same slots), spends them locally with no call (one cluster slot and one share
+// slot per action), and writes again only to reserve more, to record what it spent, or to give back the rest.
 //
-// What each grant counts against the budget, at any moment:
+// What each grant counts, against the budget and against a namespace's share, at any moment:
 // - the actions it recorded within the window;
 // - its reservation, whole, while it is usable (its holder may spend it without writing);
 // - a reservation whose time ran out and was never settled (its holder died between an action and its next
 //   write), whole, for the window: what it spent is unknown, so all of it is counted.
-// A live replica settles (records its actions, reservation 0) as soon as it has been idle for IDLE_MS, so
-// its unused slots go back to the others within about a second; a dead one's stay counted for a window.
+// A live replica settles (records its actions, keeps at most one slot ahead) once it has been idle for
+// IDLE_MS, so its unused slots go back to the others within about a second; a dead one's stay counted for a
+// window. So the sum over replicas never exceeds ACTION_LIMIT, nor a namespace's NAMESPACE_ACTION_LIMIT.
 //
 // Exactly-once on a pod is not here: the DELETE, the eviction and the isolate patch carry uid and
 // resourceVersion preconditions, so of several replicas only one can act on the version they verified.
@@ -42,8 +44,12 @@ interface Grant {
   t: number;
   u: number;
   k: number;
+  /** Share slots reserved, by namespace; '*' may be spent in any namespace (and counts against every one). */
+  n: Record<string, number>;
   used: Record<string, number[]>;
 }
+
+const ANY = '*';
 
 export interface CoordinationSettings {
   namespace: string;
@@ -58,12 +64,20 @@ export interface SlotHold {
   namespace: string;
   at: number;
   returned: boolean;
+  /** The share slot it was spent from: its namespace's, or ANY. */
+  from: string;
 }
 
 export interface BudgetCounts {
   /** Lease reads and writes this replica made for the budget: for the tests and the bench. */
   reads: number;
   writes: number;
+}
+
+/** A grant's recorded actions within the window, in `namespace` or in all. */
+function usedIn(g: Grant, namespace: string | undefined, now: number, window: number): number {
+  const lists = namespace === undefined ? Object.values(g.used) : [g.used[namespace] ?? []];
+  return lists.reduce((n, times) => n + times.filter((at) => now - at < window).length, 0);
 }
 
 function parseGrants(lease: LeaseRecord | undefined): Record<string, Grant> {
@@ -75,12 +89,14 @@ function parseGrants(lease: LeaseRecord | undefined): Record<string, Grant> {
       if (typeof g !== 'object' || g === null) continue;
       const used: Record<string, number[]> = {};
       for (const [ns, times] of Object.entries(g.used ?? {})) if (Array.isArray(times)) used[ns] = times.filter((x) => typeof x === 'number');
-      grants[holder] = { t: Number(g.t) || 0, u: Number(g.u) || 0, k: Math.max(0, Number(g.k) || 0), used };
+      const n: Record<string, number> = {};
+      for (const [ns, m] of Object.entries(g.n ?? {})) if (Number(m) > 0) n[ns] = Number(m);
+      grants[holder] = { t: Number(g.t) || 0, u: Number(g.u) || 0, k: Math.max(0, Number(g.k) || 0), n, used };
     }
     return grants;
   } catch {
     // Unreadable: counted as a full budget by the caller (never as an empty one).
-    return { '(unreadable)': { t: Date.now(), u: Date.now() + HOLD_MS, k: Number.MAX_SAFE_INTEGER, used: {} } };
+    return { '(unreadable)': { t: Date.now(), u: Date.now() + HOLD_MS, k: Number.MAX_SAFE_INTEGER, n: { [ANY]: Number.MAX_SAFE_INTEGER }, used: {} } };
   }
 }
 
@@ -90,7 +106,10 @@ export class Coordinator {
   private known: Record<string, Grant> = {};
   /** This replica's reservation as last written: its slots not yet spent are `remaining`. */
   private remaining = 0;
+  private remainingNs = new Map<string, number>();
   private grantUntil = 0;
+  /** Why the last reservation came up short: the cluster-wide budget, or the namespace's share. */
+  private short: 'full' | 'namespace-full' = 'full';
   /** Actions spent since the last write (not in the Lease yet), and recorded ones given back since. */
   private spent: SlotHold[] = [];
   private recorded: SlotHold[] = [];
@@ -156,17 +175,20 @@ export class Coordinator {
         const local = this.takeLocal(namespace, now);
         if (typeof local === 'object') return local;
         if (local === 'namespace-full') return this.memoNamespace(namespace, now);
+        if (local === 'full') return local;
         const known = this.knownFull(namespace, now);
         if (known === 'full') return known;
         // No slot reserved (or the namespace's share is unclear while other replicas hold reservations):
         // reserve more, or learn what the others gave back.
-        const reserved = await this.reserve(this.batch(), deadline);
+        const reserved = await this.reserve(this.batch(), deadline, undefined, namespace);
         if (!reserved && round < 5) continue;
         const after = this.takeLocal(namespace, Date.now());
         if (typeof after === 'object') return after;
         if (after === 'namespace-full') return this.memoNamespace(namespace, Date.now());
-        // Full, but for reservations other replicas have not spent: they settle when idle, so wait a little.
-        if (this.othersReserved(Date.now()) === 0 || Date.now() >= waitUntil || round >= 5) {
+        if (after === 'full') return after;
+        // Short, but for reservations other replicas have not spent: they settle when idle, so wait a little.
+        if (this.othersReserved(this.short === 'full' ? undefined : namespace, Date.now()) === 0 || Date.now() >= waitUntil || round >= 5) {
+          if (this.short === 'namespace-full') return this.memoNamespace(namespace, Date.now());
           this.fullUntil = Math.max(this.fullUntil, Date.now() + FULL_MEMO_MS);
           return 'full';
         }
@@ -183,44 +205,46 @@ export class Coordinator {
     return 'namespace-full';
   }
 
-  /** A slot from this replica's reservation, 'namespace-full' when the share is surely spent, else 'none'. */
-  private takeLocal(namespace: string, now: number): SlotHold | 'namespace-full' | 'none' {
-    const spentHere = this.countIn(namespace, now);
-    const share = this.settings.namespaceActionLimit;
-    if (spentHere >= share) return 'namespace-full';
+  /** A slot from this replica's reservation; 'full' or 'namespace-full' when surely spent; else 'none'. */
+  private takeLocal(namespace: string, now: number): SlotHold | 'full' | 'namespace-full' | 'none' {
+    if (this.spentIn(undefined, now) >= this.settings.actionLimit) return 'full';
+    if (this.spentIn(namespace, now) >= this.settings.namespaceActionLimit) return 'namespace-full';
     if (this.remaining <= 0 || now >= this.grantUntil) return 'none';
-    // Other replicas may spend their reservations in this namespace too: only what cannot exceed the share.
-    if (spentHere + this.othersReserved(now) >= share) return 'none';
+    const from = (this.remainingNs.get(namespace) ?? 0) > 0 ? namespace : (this.remainingNs.get(ANY) ?? 0) > 0 ? ANY : undefined;
+    if (from === undefined) return 'none';
     this.remaining--;
-    const hold = { namespace, at: now, returned: false };
+    this.remainingNs.set(from, (this.remainingNs.get(from) ?? 0) - 1);
+    const hold = { namespace, at: now, returned: false, from };
     this.spent.push(hold);
     return hold;
   }
 
-  /** Actions in `namespace` within the window: every replica's recorded ones and this one's not yet written. */
-  private countIn(namespace: string, now: number): number {
-    const grants = this.known;
-    let n = 0;
-    for (const [holder, g] of Object.entries(grants)) {
-      if (holder === this.settings.identity) continue;
-      n += (g.used[namespace] ?? []).filter((at) => now - at < this.window).length;
-    }
-    const mine = [...this.recorded, ...this.spent].filter((h) => !h.returned && h.namespace === namespace && now - h.at < this.window);
-    return n + mine.length;
-  }
-
-  /** What other replicas' reservations count now: whole while usable, whole for the window when never settled. */
-  private othersReserved(now: number): number {
+  /** Actions within the window (in `namespace`, or in all): every replica's recorded ones and this one's not yet written. */
+  private spentIn(namespace: string | undefined, now: number): number {
     let n = 0;
     for (const [holder, g] of Object.entries(this.known)) {
-      if (holder !== this.settings.identity) n += this.reservedOf(g, now);
+      if (holder !== this.settings.identity) n += usedIn(g, namespace, now, this.window);
     }
-    return n;
+    return n + this.mine(now).filter((h) => namespace === undefined || h.namespace === namespace).length;
   }
 
-  private reservedOf(g: Grant, now: number): number {
-    if (g.k === 0) return 0;
-    return now < g.u || now - g.t < this.window ? g.k : 0;
+  /** This replica's actions in the window, recorded or not, given back or not. */
+  private mine(now: number): SlotHold[] {
+    return [...this.recorded, ...this.spent].filter((h) => !h.returned && now - h.at < this.window);
+  }
+
+  private valid(g: Grant, now: number): boolean {
+    return now < g.u || now - g.t < this.window;
+  }
+
+  /** What other replicas hold reserved now (of the budget, or usable in `namespace`). */
+  private othersReserved(namespace: string | undefined, now: number): number {
+    let n = 0;
+    for (const [holder, g] of Object.entries(this.known)) {
+      if (holder === this.settings.identity || !this.valid(g, now)) continue;
+      n += namespace === undefined ? g.k : (g.n[namespace] ?? 0) + (g.n[ANY] ?? 0);
+    }
+    return n;
   }
 
   /**
@@ -231,7 +255,7 @@ export class Coordinator {
     if (this.remaining > 0 || this.sync || this.closed || this.settings.actionLimit === 0) return;
     // Its own deadline: the alert's ends with its answer.
     const own = new Deadline(5000);
-    void this.reserve(this.batch(), own).catch(() => undefined).finally(() => own.dispose());
+    void this.reserve(this.batch(), own, undefined, this.spent.at(-1)?.namespace).catch(() => undefined).finally(() => own.dispose());
   }
 
   /** Gives back a slot whose action did not happen. */
@@ -241,7 +265,10 @@ export class Coordinator {
     const i = this.spent.indexOf(slot);
     if (i >= 0) {
       this.spent.splice(i, 1);
-      if (Date.now() < this.grantUntil) this.remaining++;
+      if (Date.now() < this.grantUntil) {
+        this.remaining++;
+        this.remainingNs.set(slot.from, (this.remainingNs.get(slot.from) ?? 0) + 1);
+      }
     }
     this.fullUntil = 0;
     this.namespaceFullUntil.clear();
@@ -253,10 +280,10 @@ export class Coordinator {
    * A write of this replica's grant, or the one under way (concurrent takes share it). True when the write
    * awaited was a reservation; false after a settle, which reserves at most the slot ahead: look again.
    */
-  private async reserve(want: number, deadline: Deadline, settleTo?: number): Promise<boolean> {
+  private async reserve(want: number, deadline: Deadline, settleTo?: number, forNamespace?: string): Promise<boolean> {
     if (!this.sync) {
       this.syncWant = settleTo !== undefined ? 0 : want;
-      this.sync = this.write(want, deadline, settleTo).finally(() => {
+      this.sync = this.write(want, deadline, settleTo, forNamespace).finally(() => {
         this.sync = undefined;
       });
     }
@@ -270,8 +297,8 @@ export class Coordinator {
    * on top of what is still reserved (0 settles). Under the Lease's resourceVersion; on a conflict, reads
    * and computes again.
    */
-  private async write(want: number, deadline: Deadline, settleTo?: number): Promise<void> {
-    const { namespace, identity, actionLimit } = this.settings;
+  private async write(want: number, deadline: Deadline, settleTo: number | undefined, forNamespace: string | undefined): Promise<void> {
+    const { namespace, identity, actionLimit, namespaceActionLimit: share } = this.settings;
     for (let round = 0; round < ROUNDS; round++) {
       if (!this.lease) {
         this.counts.reads++;
@@ -279,27 +306,42 @@ export class Coordinator {
         this.known = parseGrants(this.lease);
       }
       const now = Date.now();
-      const grants = this.known;
-      let others = 0;
-      for (const [holder, g] of Object.entries(grants)) {
-        if (holder === identity) continue;
-        others += Object.values(g.used).reduce((n, times) => n + times.filter((at) => now - at < this.window).length, 0) + this.reservedOf(g, now);
+      const others = Object.entries(this.known).filter(([holder, g]) => holder !== identity && (this.valid(g, now) || usedIn(g, undefined, now, this.window) > 0));
+      const written = this.mine(now);
+      // What others hold (recorded and reserved), of the budget and in a namespace.
+      const othersIn = (ns: string | undefined) => others.reduce((n, [, g]) => n + usedIn(g, ns, now, this.window) + (this.valid(g, now) ? (ns === undefined ? g.k : ns === ANY ? (g.n[ANY] ?? 0) : (g.n[ns] ?? 0) + (g.n[ANY] ?? 0)) : 0), 0);
+      const mineIn = (ns: string) => written.filter((h) => h.namespace === ns).length;
+      const free = Math.max(0, actionLimit - othersIn(undefined) - written.length);
+      // Slots still reserved (and possibly spent while this write is in flight) are kept in the new grant.
+      const valid = now < this.grantUntil;
+      const keep = valid ? this.remaining : 0;
+      const keepNs = valid ? new Map(this.remainingNs) : new Map<string, number>();
+      let k: number;
+      const n: Record<string, number> = {};
+      if (settleTo !== undefined) {
+        // Settling: at most the slot ahead, usable in any namespace, if every namespace's share has room for it.
+        const namespaces = new Set([...others.flatMap(([, g]) => [...Object.keys(g.used), ...Object.keys(g.n)]), ...written.map((h) => h.namespace)]);
+        namespaces.delete(ANY);
+        const roomAny = Math.min(share - othersIn(ANY), ...[...namespaces].map((ns) => share - othersIn(ns) - mineIn(ns)));
+        k = Math.max(0, Math.min(free, settleTo, roomAny));
+        if (k > 0) n[ANY] = k;
+      } else {
+        k = Math.max(keep, Math.min(free, keep + want));
+        for (const [ns, m] of keepNs) if (m > 0) n[ns] = m;
+        if (forNamespace !== undefined) {
+          const room = share - othersIn(forNamespace) - mineIn(forNamespace) - (n[ANY] ?? 0) - (n[forNamespace] ?? 0);
+          const add = Math.max(0, Math.min(room, k - Object.values(n).reduce((x, y) => x + y, 0)));
+          if (add > 0) n[forNamespace] = (n[forNamespace] ?? 0) + add;
+          this.short = add === 0 && room <= 0 && free > 0 ? 'namespace-full' : 'full';
+        }
+        // A cluster slot is spent with a share slot: never hold more of the budget than of the shares.
+        k = Math.max(keep, Math.min(k, Object.values(n).reduce((x, y) => x + y, 0)));
       }
-      // Spent slots taken in flight during this write count against the new reservation: they are kept in it.
-      const keep = now < this.grantUntil ? this.remaining : 0;
-      const written = [...this.recorded, ...this.spent].filter((h) => !h.returned && now - h.at < this.window);
-      const free = Math.max(0, actionLimit - others - written.length);
-      const k = settleTo !== undefined ? Math.min(free, settleTo) : Math.min(free, keep + want);
       const used: Record<string, number[]> = {};
       for (const h of written) (used[h.namespace] ??= []).push(h.at);
-      const next: Record<string, Grant> = {};
       // Grants with nothing left in the window are dropped: a replica long gone leaves no trace.
-      for (const [holder, g] of Object.entries(grants)) {
-        if (holder === identity) continue;
-        const live = Object.values(g.used).some((times) => times.some((at) => now - at < this.window)) || this.reservedOf(g, now) > 0;
-        if (live) next[holder] = g;
-      }
-      next[identity] = { t: now, u: now + HOLD_MS, k, used };
+      const next: Record<string, Grant> = Object.fromEntries(others);
+      next[identity] = { t: now, u: now + HOLD_MS, k, n, used };
       const spec: LeaseSpec = { name: BUDGET_LEASE, holder: identity, durationSeconds: Math.ceil(this.window / 1000), annotations: { [GRANTS]: JSON.stringify(next) }, labels: BUDGET_LABELS };
       const before = new Set(this.spent);
       this.counts.writes++;
@@ -312,13 +354,15 @@ export class Coordinator {
       }
       this.lease = result;
       this.known = next;
-      // Written: what was spent before the write is recorded; what was spent during it counts against k.
+      // Written: what was spent before the write is recorded; what was spent during it counts against the new grant.
       const inFlight = this.spent.filter((h) => !before.has(h));
       this.recorded = written;
       this.spent = inFlight;
       this.remaining = Math.max(0, k - inFlight.length);
+      this.remainingNs = new Map(Object.entries(n));
+      for (const h of inFlight) this.remainingNs.set(h.from, Math.max(0, (this.remainingNs.get(h.from) ?? 0) - 1));
       this.grantUntil = now + HOLD_MS - SKEW_MS;
-      if (k === 0 && want > 0) this.fullUntil = Date.now() + FULL_MEMO_MS;
+      if (k === 0 && want > 0 && free === 0) this.fullUntil = Date.now() + FULL_MEMO_MS;
       this.scheduleRenew(k > 0);
       return;
     }
