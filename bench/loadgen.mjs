@@ -206,7 +206,7 @@ async function contain() {
   watch.destroy();
   const fromSend = times.map((t) => t.fromSend);
   const fromStart = times.map((t) => t.fromStart);
-  return { ...summary(fromSend), half: quantile(fromStart, 0.5), all: fromStart.length ? Math.max(...fromStart) : NaN, contained: times.length, failures, watchRestarts: restarts - restartsBefore };
+  return { ...summary(fromSend), times: fromSend.map((t) => Math.round(t * 10) / 10), half: quantile(fromStart, 0.5), all: fromStart.length ? Math.max(...fromStart) : NaN, contained: times.length, failures, watchRestarts: restarts - restartsBefore };
 }
 
 const modes = { burst, sequence, direct, contain };

@@ -135,7 +135,7 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
   { key: 'coalesceWindowSeconds', env: 'COALESCE_WINDOW_SECONDS', default: '60', parse: integer(0, 3600),
     doc: 'Alerts for a pod already handled within this window are answered with the first outcome (0 coalesces only concurrent alerts).' },
   { key: 'actionLimit', env: 'ACTION_LIMIT', default: '20', parse: integer(0, 100000),
-    doc: 'Blast-radius limit: at most this many actions per window (0 disables the limit).' },
+    doc: 'Blast-radius limit: at most this many actions per window (0 disables the limit); at most 5000 with COORDINATION=cluster, whose one Lease records every action of the window.' },
   { key: 'actionWindowSeconds', env: 'ACTION_WINDOW_SECONDS', default: '60', parse: integer(1, 86400),
     doc: 'Length of the blast-radius window.' },
   { key: 'namespaceActionLimit', env: 'NAMESPACE_ACTION_LIMIT', default: '50%', parse: share,
@@ -166,8 +166,8 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     parse: (raw, env) => oneOf('cluster', 'single')(raw, env) === 'cluster' },
   { key: 'podView', env: 'POD_VIEW', default: 'on', doc: 'on: keep a local view of pods and namespace labels (list and watch), so that checks and node lookups make no API call; off: read the API for every alert.',
     parse: (raw, env) => oneOf('on', 'off')(raw, env) === 'on' },
-  { key: 'viewMaxPods', env: 'VIEW_MAX_PODS', default: '100000', parse: integer(1, 10_000_000),
-    doc: 'Above this many pods in the cluster the view turns itself off (a warn line says so) and every check reads the API: a ceiling on its memory, about 1 KB a pod (see BENCHMARKS.md).' },
+  { key: 'viewMaxPods', env: 'VIEW_MAX_PODS', default: '50000', parse: integer(1, 10_000_000),
+    doc: "Above this many pods in the cluster the view turns itself off (a warn line says so) and every check reads the API: a ceiling on its memory (148 MB RSS with 50,000 pods, BENCHMARKS.md). Raise it with stack.yml's memory limit and --max-old-space-size." },
   { key: 'declinedLinesPerSecond', env: 'AUDIT_DECLINES_PER_SECOND', default: '20', parse: integer(1, 100000),
     doc: 'Audit lines a second for declined and rejected alerts (bursts of twice as many); the rest are counted in a summary line, so that a flood cannot rotate the real lines out of the log. Actions and failures are always written.' },
   { key: 'metricsHost', env: 'METRICS_HOST', default: '0.0.0.0', parse: (raw) => raw.trim() || '0.0.0.0',
@@ -175,6 +175,9 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level for diagnostics (audit lines are always written).',
     parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
 ];
+
+/** The largest ACTION_LIMIT the shared budget's one Lease can record (about 16 bytes an action). */
+export const MAX_SHARED_ACTION_LIMIT = 5000;
 
 export function loadConfig(env: Env = process.env): Config {
   const config: Record<string, unknown> = {};
@@ -184,6 +187,10 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const result = config as unknown as Config;
   if (result.authTokenFile) readSecret(result.authTokenFile, 'AUTH_TOKEN_FILE');
+  // The shared budget records each action of the window in one Lease annotation (at most 256 KiB in all).
+  if (result.clusterCoordination && result.actionLimit > MAX_SHARED_ACTION_LIMIT) {
+    throw new ConfigError('ACTION_LIMIT', `must be at most ${MAX_SHARED_ACTION_LIMIT} with COORDINATION=cluster (the shared budget's Lease records every action of the window), got ${result.actionLimit}; use 0 for no limit`);
+  }
   return result;
 }
 

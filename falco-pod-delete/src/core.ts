@@ -57,11 +57,11 @@ function ownNamespace(config: Config): string | undefined {
 const NO_DEADLINE = new Deadline(1);
 NO_DEADLINE.dispose();
 
-/** Claims and the shared budget live in the function's own namespace; without one, several replicas cannot be coordinated. */
+/** The shared budget lives in the function's own namespace; without one, several replicas cannot share it. */
 function coordinatorFor(parts: Parts): Coordinator | undefined {
   const { config, kube, namespace } = parts;
   if (!config.clusterCoordination || !kube) return undefined;
-  if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps claims in the function's namespace: none is known (no service-account mount, no namespace in the kubeconfig context); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
+  if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps the shared budget in the function's namespace: none is known (no service-account mount, no namespace in the kubeconfig context); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
   return new Coordinator(kube, {
     namespace,
     // One grant per process: a restarted pod of the same name must not take over what a dead one may have spent.

@@ -6,7 +6,7 @@ export class Deadline {
   private readonly timer: NodeJS.Timeout;
 
   /**
-   * background: a write after the answer (an Event, a claim's outcome, a slot given back). It waits while
+   * background: a write after the answer (an Event, the re-read after a timeout). It waits while
    * calls on an alert's path wait, so that in a burst those reach the API first.
    */
   constructor(readonly ms: number, readonly start = Date.now(), readonly background = false) {

@@ -1,5 +1,6 @@
 // The response stage, as its steps: read and verify the pod, resolve its workload and guard availability,
-// claim it and take a slot of the budget, collect evidence, act (delete, evict, isolate), record.
+// take a slot of the budget, collect evidence, act (delete, evict, isolate) under the pod's uid and
+// resourceVersion preconditions (changed meanwhile: read again, decide again), record.
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
 import type { Coordinator, SlotHold } from './coordination.js';
@@ -65,7 +66,7 @@ export class Responder {
     private readonly policy: Policy,
     private readonly guards: Guards,
     warn: (msg: string, extra: object) => void,
-    /** Set for several replicas: claims and the shared budget go through the API. */
+    /** Set for several replicas: the shared budget goes through the API. */
     readonly coordinator?: Coordinator,
     evidenceSink: EvidenceSink = () => undefined,
     /** The local view of pods and namespaces, when on: checks ask it first. */
@@ -83,7 +84,7 @@ export class Responder {
     }
   }
 
-  /** Writes that follow the answer (Events, a claim's outcome, a slot given back): a graceful stop waits for them. */
+  /** Writes that follow the answer (Events, the re-read after a timeout): a graceful stop waits for them. */
   get pendingWrites(): Set<Promise<void>> {
     return this.afterAnswer.pending;
   }

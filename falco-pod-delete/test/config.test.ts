@@ -1,6 +1,12 @@
 import { ConfigError, DEFAULT_CRITICAL_NAMESPACES, loadConfig } from '../src/config.js';
 
 describe('loadConfig', () => {
+  it('refuses an ACTION_LIMIT the shared budget Lease cannot record, and allows it with COORDINATION=single', () => {
+    expect(() => loadConfig({ ACTION_LIMIT: '5001' })).toThrow(/ACTION_LIMIT must be at most 5000 with COORDINATION=cluster/);
+    expect(loadConfig({ ACTION_LIMIT: '5001', COORDINATION: 'single' }).actionLimit).toBe(5001);
+    expect(loadConfig({ ACTION_LIMIT: '5000' }).actionLimit).toBe(5000);
+  });
+
   it('has safe defaults', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ criticalNamespaces: DEFAULT_CRITICAL_NAMESPACES, dryRun: false, maxAlertAgeSeconds: 300, actionLimit: 20, actionWindowSeconds: 60, alertDeadlineMs: 10000, gracePeriodSeconds: 1 });

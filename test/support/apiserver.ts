@@ -147,6 +147,8 @@ export class FakeApiServer {
   private readonly faults: FaultRule[] = [];
   private server!: Server;
   private readonly sockets = new Set<Socket>();
+  /** TLS handshakes completed: each is a new connection a client paid for. */
+  handshakes = 0;
   private readonly delays = new Set<() => void>();
   private stopped = false;
   port = 0;
@@ -166,6 +168,7 @@ export class FakeApiServer {
       this.handle(req, res).catch((e: unknown) => this.send(res, 500, status(500, 'InternalError', String(e))));
     });
     this.server.on('secureConnection', (s: Socket) => {
+      this.handshakes++;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });

@@ -243,7 +243,7 @@ export function withClusterFunction(defaults: Record<string, string> = {}, opts:
   });
   beforeEach(async () => {
     c.ns = await c.admin.namespace('apps');
-    // Each test starts with no budget spent and no claims.
+    // Each test starts with no budget spent.
     if (identity) await c.admin.leases.deleteCollectionNamespacedLease({ namespace: identity.namespace });
   });
   afterEach(async () => {
