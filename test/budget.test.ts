@@ -110,3 +110,19 @@ it('gives a slot back that was spent on an action that did not happen', async ()
   expect(typeof first).toBe('object');
   await a.close();
 });
+
+it("a namespace whose share is spent does not make another namespace's alert wait or fail, while a refill for it is under way", async () => {
+  const kube = new Leases();
+  const a = replica(kube, 'a', 4, 2);
+  await a.warm(deadline());
+  const got = [];
+  // As the response stage does: a take, then a refill right after the action's request, no waiting between.
+  for (let i = 0; i < 4; i++) {
+    got.push(await a.takeSlot('tenant', deadline()));
+    a.refill();
+  }
+  const other = a.takeSlot('prod', deadline());
+  expect(got.map((t) => (typeof t === 'object' ? 'slot' : t))).toEqual(['slot', 'slot', 'namespace-full', 'namespace-full']);
+  expect(typeof (await other)).toBe('object');
+  await a.close();
+});

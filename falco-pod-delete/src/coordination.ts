@@ -115,6 +115,7 @@ export class Coordinator {
   private recorded: SlotHold[] = [];
   private sync: Promise<void> | undefined;
   private syncWant = 0;
+  private syncNamespace: string | undefined;
   private waiting = 0;
   private fullUntil = 0;
   private readonly namespaceFullUntil = new Map<string, number>();
@@ -278,16 +279,19 @@ export class Coordinator {
   /** One write at a time per replica: concurrent takes share it. */
   /**
    * A write of this replica's grant, or the one under way (concurrent takes share it). True when the write
-   * awaited was a reservation; false after a settle, which reserves at most the slot ahead: look again.
+   * awaited reserved for `forNamespace`; false after a settle (at most the slot ahead) or a reservation for
+   * another namespace: look again.
    */
   private async reserve(want: number, deadline: Deadline, settleTo?: number, forNamespace?: string): Promise<boolean> {
     if (!this.sync) {
       this.syncWant = settleTo !== undefined ? 0 : want;
+      this.syncNamespace = forNamespace;
       this.sync = this.write(want, deadline, settleTo, forNamespace).finally(() => {
         this.sync = undefined;
       });
     }
-    const reserving = this.syncWant > 0;
+    // A write under way for another namespace reserved nothing of this one's share.
+    const reserving = this.syncWant > 0 && this.syncNamespace === forNamespace;
     await this.sync;
     return reserving;
   }

@@ -29,9 +29,20 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
   }, 60_000);
-  afterAll(() => {
+  afterAll(async () => {
     admin.kubectl(['delete', '-f', 'guardrails.yaml', '--wait=true']);
-  });
+    // The server's admission drops the policy a moment after its objects are gone, and meanwhile a binding
+    // whose params are gone denies everything it matches: wait until the function's token passes again, so
+    // that the next suite does not meet a guardrail that is no longer there.
+    const probe = `probe-after-${Date.now()}`;
+    await admin.pod('kube-system', probe);
+    for (let i = 0; i < 200; i++) {
+      const denied = await asFunction.core.deleteNamespacedPod({ name: probe, namespace: 'kube-system', dryRun: 'All' }).then(() => false, (e: unknown) => /ValidatingAdmissionPolicy/.test(String((e as k8s.ApiException<string>).body)));
+      if (!denied) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await admin.core.deleteNamespacedPod({ name: probe, namespace: 'kube-system', body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
+  }, 60_000);
   afterEach(async () => {
     await fn?.fn.drain();
     await fn?.stop();
