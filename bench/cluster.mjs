@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
+import { apiRequestTotals } from '../test/support/control-plane.mjs';
 
 /** A keep-alive JSON client with the control plane's admin certificate. */
 export function adminClient(state) {
@@ -46,23 +47,11 @@ export const shellAlert = (ns, p) => JSON.stringify({
  * client asked of it. WATCH requests are left out (one long request each, not per alert).
  */
 export async function serverRequests(state) {
-  const text = await new Promise((resolve, reject) => {
-    const req = https.request(`${state.server}/metrics`, { ca: readFileSync(state.caPath), cert: readFileSync(join(state.dir, 'admin.crt')), key: readFileSync(join(state.dir, 'admin.key')) }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
   const counts = {};
-  for (const line of text.split('\n')) {
-    const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
-    if (!m) continue;
-    const l = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+  for (const { labels: l, value } of await apiRequestTotals(state)) {
     if (l.verb === 'WATCH' || l.verb === 'WATCHLIST' || !l.resource) continue;
     const key = `${l.verb} ${l.resource}${l.subresource ? `/${l.subresource}` : ''}`;
-    counts[key] = (counts[key] ?? 0) + Number(m[2]);
+    counts[key] = (counts[key] ?? 0) + value;
   }
   return counts;
 }

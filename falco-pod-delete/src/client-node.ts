@@ -74,8 +74,9 @@ class HttpsListWatch implements ListWatch {
   ) {}
 
   private async open(path: string, query: Record<string, string>, signal: AbortSignal, agent: Agent) {
-    const url = new URL(path, this.server.endsWith('/') ? this.server : `${this.server}/`);
-    url.pathname = `${new URL(this.server).pathname.replace(/\/$/, '')}${path}`;
+    // Under the server's own path, if it has one (a proxy's prefix).
+    const url = new URL(this.server);
+    url.pathname = `${url.pathname.replace(/\/$/, '')}${path}`;
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const headers = { accept: 'application/json', ...(await this.headers()) };
     return new Promise<import('node:http').IncomingMessage>((resolve, reject) => {

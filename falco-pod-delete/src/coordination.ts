@@ -68,12 +68,6 @@ export interface SlotHold {
   from: string;
 }
 
-export interface BudgetCounts {
-  /** Lease reads and writes this replica made for the budget: for the tests and the bench. */
-  reads: number;
-  writes: number;
-}
-
 /** A grant's recorded actions within the window, in `namespace` or in all. */
 function usedIn(g: Grant, namespace: string | undefined, now: number, window: number): number {
   const lists = namespace === undefined ? Object.values(g.used) : [g.used[namespace] ?? []];
@@ -114,7 +108,8 @@ export class Coordinator {
   private spent: SlotHold[] = [];
   private recorded: SlotHold[] = [];
   private sync: Promise<void> | undefined;
-  private syncWant = 0;
+  /** What the write under way does: settle, or reserve for a namespace. */
+  private syncSettles = false;
   private syncNamespace: string | undefined;
   private waiting = 0;
   private fullUntil = 0;
@@ -123,7 +118,6 @@ export class Coordinator {
   private lastTake = 0;
   private renewTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  readonly counts: BudgetCounts = { reads: 0, writes: 0 };
 
   constructor(private readonly kube: Kube, readonly settings: CoordinationSettings) {}
 
@@ -238,13 +232,17 @@ export class Coordinator {
     return now < g.u || now - g.t < this.window;
   }
 
+  /** What a grant holds reserved now: of the budget (no namespace), usable in `namespace`, or of ANY only. */
+  private reservedIn(g: Grant, namespace: string | undefined, now: number): number {
+    if (!this.valid(g, now)) return 0;
+    if (namespace === undefined) return g.k;
+    return (g.n[ANY] ?? 0) + (namespace === ANY ? 0 : g.n[namespace] ?? 0);
+  }
+
   /** What other replicas hold reserved now (of the budget, or usable in `namespace`). */
   private othersReserved(namespace: string | undefined, now: number): number {
     let n = 0;
-    for (const [holder, g] of Object.entries(this.known)) {
-      if (holder === this.settings.identity || !this.valid(g, now)) continue;
-      n += namespace === undefined ? g.k : (g.n[namespace] ?? 0) + (g.n[ANY] ?? 0);
-    }
+    for (const [holder, g] of Object.entries(this.known)) if (holder !== this.settings.identity) n += this.reservedIn(g, namespace, now);
     return n;
   }
 
@@ -276,7 +274,6 @@ export class Coordinator {
     this.scheduleSettle();
   }
 
-  /** One write at a time per replica: concurrent takes share it. */
   /**
    * A write of this replica's grant, or the one under way (concurrent takes share it). True when the write
    * awaited reserved for `forNamespace`; false after a settle (at most the slot ahead) or a reservation for
@@ -284,14 +281,14 @@ export class Coordinator {
    */
   private async reserve(want: number, deadline: Deadline, settleTo?: number, forNamespace?: string): Promise<boolean> {
     if (!this.sync) {
-      this.syncWant = settleTo !== undefined ? 0 : want;
+      this.syncSettles = settleTo !== undefined;
       this.syncNamespace = forNamespace;
       this.sync = this.write(want, deadline, settleTo, forNamespace).finally(() => {
         this.sync = undefined;
       });
     }
     // A write under way for another namespace reserved nothing of this one's share.
-    const reserving = this.syncWant > 0 && this.syncNamespace === forNamespace;
+    const reserving = !this.syncSettles && this.syncNamespace === forNamespace;
     await this.sync;
     return reserving;
   }
@@ -305,7 +302,6 @@ export class Coordinator {
     const { namespace, identity, actionLimit, namespaceActionLimit: share } = this.settings;
     for (let round = 0; round < ROUNDS; round++) {
       if (!this.lease) {
-        this.counts.reads++;
         this.lease = (await this.kube.readLease(namespace, BUDGET_LEASE, deadline)) ?? undefined;
         this.known = parseGrants(this.lease);
       }
@@ -313,7 +309,7 @@ export class Coordinator {
       const others = Object.entries(this.known).filter(([holder, g]) => holder !== identity && (this.valid(g, now) || usedIn(g, undefined, now, this.window) > 0));
       const written = this.mine(now);
       // What others hold (recorded and reserved), of the budget and in a namespace.
-      const othersIn = (ns: string | undefined) => others.reduce((n, [, g]) => n + usedIn(g, ns, now, this.window) + (this.valid(g, now) ? (ns === undefined ? g.k : ns === ANY ? (g.n[ANY] ?? 0) : (g.n[ns] ?? 0) + (g.n[ANY] ?? 0)) : 0), 0);
+      const othersIn = (ns: string | undefined) => others.reduce((n, [, g]) => n + usedIn(g, ns, now, this.window) + this.reservedIn(g, ns, now), 0);
       const mineIn = (ns: string) => written.filter((h) => h.namespace === ns).length;
       const free = Math.max(0, actionLimit - othersIn(undefined) - written.length);
       // Slots still reserved (and possibly spent while this write is in flight) are kept in the new grant.
@@ -348,7 +344,6 @@ export class Coordinator {
       next[identity] = { t: now, u: now + HOLD_MS, k, n, used };
       const spec: LeaseSpec = { name: BUDGET_LEASE, holder: identity, durationSeconds: Math.ceil(this.window / 1000), annotations: { [GRANTS]: JSON.stringify(next) }, labels: BUDGET_LABELS };
       const before = new Set(this.spent);
-      this.counts.writes++;
       const result = this.lease
         ? await this.kube.replaceLease(namespace, this.lease.resourceVersion, spec, deadline)
         : await this.kube.createLease(namespace, spec, deadline);

@@ -174,9 +174,16 @@ export class Responder {
     try {
       // From the local view when it has the pod (no call); evidence needs the whole pod, so a read then.
       let pod: PodSnapshot | null | undefined = d.evidence ? undefined : this.view?.pod(d.pod);
-      let fromView = pod !== undefined && pod !== null;
+      let fromView = pod !== undefined;
       let namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline);
       if (!fromView) pod = await kube.readPod(d.pod, deadline);
+      /** The pod and its namespace's labels from the API, not the view nor a cache. */
+      const verifier = this.verifier;
+      const readAgain = () => {
+        fromView = false;
+        namespaceLabels = verifier.namespaceLabels(d.pod.namespace, deadline, true);
+        return kube.readPod(d.pod, deadline);
+      };
       let verifiedUid: string | undefined;
       for (let attempt = 0; ; attempt++) {
         this.lookups?.seen(pod?.nodeName);
@@ -191,9 +198,7 @@ export class Responder {
         const refusal = await this.verifier.verify(d, pod, namespaceLabels);
         if (refusal && fromView) {
           // The view may lag: a refusal is confirmed against the API before it is answered (or remembered).
-          fromView = false;
-          namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline, false);
-          pod = await kube.readPod(d.pod, deadline);
+          pod = await readAgain();
           continue;
         }
         if (refusal) {
@@ -220,9 +225,7 @@ export class Responder {
           giveBack();
           return { ...base, result: 'failed', code: 'conflict', reason: `pod ${d.pod.namespace}/${d.pod.name} kept changing between verification and ${action} (${attempt + 1} tries): not ${DONE[action]}`, workload };
         }
-        fromView = false;
-        namespaceLabels = this.verifier.namespaceLabels(d.pod.namespace, deadline, false);
-        pod = await kube.readPod(d.pod, deadline);
+        pod = await readAgain();
       }
     } catch (e) {
       giveBack();

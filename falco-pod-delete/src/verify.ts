@@ -42,13 +42,14 @@ export class Verifier {
   /**
    * The namespace's labels, read beside the pod read (both need only the alert's namespace): one round trip
    * instead of two when the cache is cold. One read per namespace at a time: concurrent alerts for one
-   * namespace share the read under way. A failure surfaces where verify awaits it, or nowhere.
+   * namespace share the read under way. A failure surfaces where verify awaits it, or nowhere. `fresh`: from
+   * the API, neither the view nor the cache (to confirm a refusal, or after the pod changed).
    */
-  namespaceLabels(namespace: string, deadline: Deadline, fromView = true): Promise<Record<string, string> | null> {
-    const viewed = fromView ? this.view?.namespaceLabels(namespace) : undefined;
+  namespaceLabels(namespace: string, deadline: Deadline, fresh = false): Promise<Record<string, string> | null> {
+    const viewed = fresh ? undefined : this.view?.namespaceLabels(namespace);
     if (viewed) return Promise.resolve(viewed);
     const cached = this.namespaces.get(namespace);
-    if (fromView && cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
+    if (!fresh && cached && Date.now() - cached.at < NAMESPACE_TTL_MS) return cached.labels;
     const labels = this.kube.readNamespaceLabels(namespace, deadline);
     if (this.namespaces.size >= 1000) this.namespaces.clear();
     const entry = { labels, at: Date.now() };

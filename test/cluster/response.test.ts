@@ -1,15 +1,8 @@
 // The function against a real kube-apiserver (RBAC on, the project's rbac.yaml, the ServiceAccount's own
 // token from the TokenRequest API), in-cluster style as in a pod: every path that acts or refuses to.
-import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
-import { ClientNodeKube } from '../../falco-pod-delete/src/client-node.js';
-import { discoverCluster } from '../../falco-pod-delete/src/cluster.js';
 import type { Kube } from '../../falco-pod-delete/src/kube.js';
-import { loadConfig } from '../../falco-pod-delete/src/config.js';
-import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
-import { describeCluster, inClusterEnv, withClusterFunction } from '../support/cluster.js';
-import { captureLogger, fixture, type LogLine, withFields } from '../support/harness.js';
-import { startServer } from '../../template/node18-ts-middleware/server.js';
-import { httpFunction } from '../../falco-pod-delete/src/express.js';
+import { describeCluster, withClusterFunction, withRacingKube } from '../support/cluster.js';
+import { fixture, withFields } from '../support/harness.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
@@ -114,27 +107,20 @@ describeCluster('on a real API server', () => {
 
   it('the UID precondition: a pod replaced under the same name between read and delete is not deleted', async () => {
     await c.admin.pod(c.ns, 'web-0', { containerId: 'cc'.repeat(32) });
-    const env = inClusterEnv({ COORDINATION: 'single', RECORD_EVENTS: 'false' }).env;
-    const config = loadConfig(env);
-    const real = new ClientNodeKube(discoverCluster(config, env) as Exclude<ReturnType<typeof discoverCluster>, { kind: 'none' }>, config.apiTimeoutMs, 8);
     // Between the function's read and its DELETE, the workload's controller recreates the pod.
-    const racing: Kube = Object.assign(Object.create(real) as Kube, {
+    const fn = await withRacingKube({ COORDINATION: 'single', RECORD_EVENTS: 'false' }, (real) => ({
       readPod: async (...args: Parameters<Kube['readPod']>) => {
         const seen = await real.readPod(...args);
         await c.admin.core.deleteNamespacedPod({ name: 'web-0', namespace: c.ns, body: { gracePeriodSeconds: 0 } });
         await c.admin.pod(c.ns, 'web-0', { containerId: 'cc'.repeat(32) });
         return seen;
       },
-    });
-    const lines: LogLine[] = [];
-    const response = new FalcoResponse({ config, policy: loadPolicy(config), kube: racing, logger: captureLogger(lines), namespace: 'openfaas-fn', cluster: 'in-cluster' });
-    const running = await startServer(httpFunction(response, {}), { port: 0, host: '127.0.0.1', bodyLimit: '512kb', drainMs: 1000 });
+    }));
     try {
-      const r = await fetch(`http://127.0.0.1:${running.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(shellIn(c.ns, 'web-0', 'cc'.repeat(32))) });
-      expect(await r.json()).toMatchObject({ outcome: 'replaced', code: 'uid-precondition' });
+      expect(await fn.post(shellIn(c.ns, 'web-0', 'cc'.repeat(32)))).toMatchObject({ outcome: 'replaced', code: 'uid-precondition' });
       expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
     } finally {
-      await running.shutdown();
+      await fn.stop();
     }
   });
 });

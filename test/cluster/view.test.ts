@@ -2,17 +2,12 @@
 // uid and resourceVersion preconditions (a pod changed after verification is read again, and not deleted
 // when it now opts out), a watch that breaks and resumes, a relist after the server's own 410 (on a control
 // plane that compacts etcd every 2 s), a cache miss, and the ceiling above which the view turns itself off.
-import { ClientNodeKube } from '../../falco-pod-delete/src/client-node.js';
-import { discoverCluster } from '../../falco-pod-delete/src/cluster.js';
-import { loadConfig } from '../../falco-pod-delete/src/config.js';
-import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
-import { httpFunction } from '../../falco-pod-delete/src/express.js';
+import { Deadline } from '../../falco-pod-delete/src/deadline.js';
 import type { Kube } from '../../falco-pod-delete/src/kube.js';
-import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
 import { PodView } from '../../falco-pod-delete/src/view.js';
-import { startServer } from '../../template/node18-ts-middleware/server.js';
-import { Admin, type ClusterState, describeCluster, inClusterEnv, ownControlPlane, serviceAccountFiles, withClusterFunction } from '../support/cluster.js';
-import { captureLogger, fixture, type LogLine, type RunningFunction, startFunction, withFields } from '../support/harness.js';
+import * as k8s from '@kubernetes/client-node';
+import { Admin, type ClusterState, describeCluster, ownControlPlane, serviceAccountFiles, withClusterFunction, withRacingKube } from '../support/cluster.js';
+import { fixture, type RunningFunction, startFunction, withFields } from '../support/harness.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
@@ -147,31 +142,24 @@ describeCluster('acting on what was verified', () => {
 
   it('a pod that gains the opt-out label between verification and the DELETE is not deleted: 409 on the resourceVersion, read again, refused', async () => {
     const pod = await c.admin.pod(c.ns, 'web-0');
-    const { env } = inClusterEnv({ COORDINATION: 'single' });
-    const config = loadConfig(env);
-    const real = new ClientNodeKube(discoverCluster(config, env) as Exclude<ReturnType<typeof discoverCluster>, { kind: 'none' }>, config.apiTimeoutMs, 8);
     const deletes: Array<Record<string, unknown>> = [];
     // Between the function's verification and its DELETE, someone labels the pod exempt.
-    const racing: Kube = Object.assign(Object.create(real) as Kube, {
+    const fn = await withRacingKube({ COORDINATION: 'single' }, (real) => ({
       deletePod: async (...args: Parameters<Kube['deletePod']>) => {
         deletes.push({ ...args[1] });
         if (deletes.length === 1) {
-          await c.admin.core.patchNamespacedPod({ name: 'web-0', namespace: c.ns, body: { metadata: { labels: { 'falco-pod-delete/exempt': 'true' } } } }, (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'));
+          await c.admin.core.patchNamespacedPod({ name: 'web-0', namespace: c.ns, body: { metadata: { labels: { 'falco-pod-delete/exempt': 'true' } } } }, k8s.setHeaderOptions('Content-Type', 'application/merge-patch+json'));
         }
         return real.deletePod(...args);
       },
-    });
-    const lines: LogLine[] = [];
-    const response = new FalcoResponse({ config, policy: loadPolicy(config), kube: racing, logger: captureLogger(lines), namespace: 'openfaas-fn', cluster: 'in-cluster' });
-    const running = await startServer(httpFunction(response, {}), { port: 0, host: '127.0.0.1', bodyLimit: '512kb', drainMs: 1000 });
+    }));
     try {
-      const r = await fetch(`http://127.0.0.1:${running.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(shellIn(c.ns, 'web-0', pod.containerId)) });
-      expect(await r.json()).toMatchObject({ outcome: 'skipped', code: 'opt-out' });
+      expect(await fn.post(shellIn(c.ns, 'web-0', pod.containerId))).toMatchObject({ outcome: 'skipped', code: 'opt-out' });
       expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
       // One DELETE, under the version verified; the server refused it (409), and the read that followed found the label.
       expect(deletes).toEqual([{ uid: pod.uid, resourceVersion: expect.stringMatching(/^\d+$/) }].map((v) => expect.objectContaining(v)));
     } finally {
-      await running.shutdown();
+      await fn.stop();
     }
   });
 
@@ -183,7 +171,7 @@ describeCluster('acting on what was verified', () => {
     expect((await a.post(shellIn(c.ns, 'web-0', pod.containerId))).body).toMatchObject({ outcome: 'isolated' });
     const kube = a.fn.parts.kube as Kube;
     // The same patch under the version read before the isolation: the server's test of resourceVersion fails.
-    const again = await kube.labelPod({ namespace: c.ns, name: 'web-0' }, { uid: pod.uid, resourceVersion: before!.metadata!.resourceVersion! }, 'falco-pod-delete/quarantine', true, false, new (await import('../../falco-pod-delete/src/deadline.js')).Deadline(5000));
+    const again = await kube.labelPod({ namespace: c.ns, name: 'web-0' }, { uid: pod.uid, resourceVersion: before!.metadata!.resourceVersion! }, 'falco-pod-delete/quarantine', true, false, new Deadline(5000));
     expect(again).toBe('changed');
     expect((await c.admin.readPod(c.ns, 'web-0'))?.metadata?.labels?.['falco-pod-delete/quarantine']).toBe('true');
   });

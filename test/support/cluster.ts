@@ -2,12 +2,18 @@
 // namespaces and pods, the function's ServiceAccount files, and the in-cluster environment a pod would have.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { type RunningFunction, startFunction } from './harness.js';
+import { ClientNodeKube } from '../../falco-pod-delete/src/client-node.js';
+import { discoverCluster } from '../../falco-pod-delete/src/cluster.js';
+import { loadConfig } from '../../falco-pod-delete/src/config.js';
+import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
+import { httpFunction } from '../../falco-pod-delete/src/express.js';
+import type { Kube } from '../../falco-pod-delete/src/kube.js';
+import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
+import { startServer } from '../../template/node18-ts-middleware/server.js';
+import { captureLogger, type LogLine, type RunningFunction, startFunction } from './harness.js';
 // @ts-expect-error plain ESM shared with global setup and the benchmark
-import { kubectl as runKubectl, stageServiceAccountFiles, startControlPlane } from './control-plane.mjs';
+import { apiRequestTotals, kubectl as runKubectl, stageServiceAccountFiles, startControlPlane } from './control-plane.mjs';
 
 export interface ClusterState {
   dir: string;
@@ -120,23 +126,10 @@ export class Admin {
    * whose labels match `where`: what clients asked of the server, as an operator's dashboard sees it.
    */
   async apiRequests(where: Record<string, string | RegExp>): Promise<number> {
-    const text = await new Promise<string>((resolve, reject) => {
-      const req = request(`${this.s.server}/metrics`, { ca: readFileSync(this.s.caPath), cert: readFileSync(join(this.s.dir, 'admin.crt')), key: readFileSync(join(this.s.dir, 'admin.key')) }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve(body));
-      });
-      req.on('error', reject);
-      req.end();
-    });
-    let total = 0;
-    for (const line of text.split('\n')) {
-      const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
-      if (!m) continue;
-      const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-      if (Object.entries(where).every(([k, v]) => (typeof v === 'string' ? labels[k] === v : v.test(labels[k] ?? '')))) total += Number(m[2]);
-    }
-    return total;
+    const series = (await apiRequestTotals(this.s)) as Array<{ labels: Record<string, string>; value: number }>;
+    return series
+      .filter(({ labels }) => Object.entries(where).every(([k, v]) => (typeof v === 'string' ? labels[k] === v : v.test(labels[k] ?? ''))))
+      .reduce((total, { value }) => total + value, 0);
   }
 
   /** A token for a ServiceAccount through the TokenRequest API, as `kubectl create token` does. */
@@ -253,4 +246,22 @@ export function withClusterFunction(defaults: Record<string, string> = {}, opts:
   });
   c.start = async (extra = {}) => (c.fn = await startFunction(inClusterEnv({ ...defaults, ...extra }, identity?.token(), identity?.namespace).env));
   return c;
+}
+
+/**
+ * The function in-cluster on the real server, its Kubernetes client wrapped by `race`: the real client's calls
+ * with something done between them (a controller or an admin acting meanwhile), for races no timing can make.
+ */
+export async function withRacingKube(extra: Record<string, string>, race: (real: Kube) => Partial<Kube>): Promise<{ post: (body: unknown) => Promise<unknown>; stop: () => Promise<void> }> {
+  const { env } = inClusterEnv(extra);
+  const config = loadConfig(env);
+  const real = new ClientNodeKube(discoverCluster(config, env) as Exclude<ReturnType<typeof discoverCluster>, { kind: 'none' }>, config.apiTimeoutMs, 8);
+  const kube: Kube = Object.assign(Object.create(real) as Kube, race(real));
+  const lines: LogLine[] = [];
+  const response = new FalcoResponse({ config, policy: loadPolicy(config), kube, logger: captureLogger(lines), namespace: 'openfaas-fn', cluster: 'in-cluster' });
+  const running = await startServer(httpFunction(response, {}), { port: 0, host: '127.0.0.1', bodyLimit: '512kb', drainMs: 1000 });
+  return {
+    post: async (body) => (await fetch(`http://127.0.0.1:${running.port}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json(),
+    stop: () => running.shutdown(),
+  };
 }

@@ -165,6 +165,28 @@ export async function startControlPlane({ assets = assetsDir(), rbac = resolve('
   }
 }
 
+/**
+ * The server's own count of requests: each apiserver_request_total series of its GET /metrics (admin
+ * credentials), as { labels, value }.
+ */
+export async function apiRequestTotals(state) {
+  const text = await new Promise((done, fail) => {
+    const req = request(`${state.server}/metrics`, { ca: readFileSync(state.caPath), cert: readFileSync(join(state.dir, 'admin.crt')), key: readFileSync(join(state.dir, 'admin.key')) }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => done(body));
+    });
+    req.on('error', fail);
+    req.end();
+  });
+  const series = [];
+  for (const line of text.split('\n')) {
+    const m = /^apiserver_request_total\{(.*)\} (\S+)$/.exec(line);
+    if (m) series.push({ labels: Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[2]) });
+  }
+  return series;
+}
+
 /** Files a pod would have: the token, the cluster CA and the namespace under PREFIX/var/run/secrets/... */
 export function stageServiceAccountFiles(state, token = state.token, namespace = state.namespace) {
   const prefix = mkdtempSync(join(tmpdir(), 'fpd-sa-'));
