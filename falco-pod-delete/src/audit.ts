@@ -107,6 +107,7 @@ export function auditRecord(f: AuditFacts) {
     error: f.outcome.error,
     workload: f.outcome.workload,
     evidence: f.outcome.evidence,
+    budget: f.outcome.budget,
     durationMs: Math.round(f.durationMs * 1000) / 1000,
     authenticated: f.authenticated,
     peer: f.peer?.address,

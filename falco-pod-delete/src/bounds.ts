@@ -80,6 +80,10 @@ export class ActionLimiter {
   used(now = Date.now()): number {
     return this.taken.filter((t) => now - t.at < this.windowMs).length;
   }
+
+  usedIn(namespace: string, now = Date.now()): number {
+    return this.taken.filter((t) => t.namespace === namespace && now - t.at < this.windowMs).length;
+  }
 }
 
 /** The most actions one namespace may take in a window: a number, or a percentage of ACTION_LIMIT (rounded up, at least 1). */

@@ -310,6 +310,7 @@ export class FalcoResponse {
     if (outcome.first) body.first = outcome.first;
     if (outcome.workload) body.workload = outcome.workload;
     if (outcome.evidence) body.evidence = outcome.evidence;
+    if (outcome.budget) body.budget = outcome.budget;
     const headers: Record<string, string> = {};
     if (outcome.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(outcome.retryAfterSeconds));
     else if (status === 429) headers['retry-after'] = String(this.parts.config.actionWindowSeconds);

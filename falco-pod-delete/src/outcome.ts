@@ -44,6 +44,8 @@ export interface Outcome {
   rejectStatus?: 400 | 401 | 413 | 415;
   error?: { code: string; permission?: string; policy?: string; apiStatus?: number };
   retryAfterSeconds?: number;
+  /** For a rate-limited alert: the limit that binds (its name and value), and what fills it, as counted. */
+  budget?: { limit: 'ACTION_LIMIT' | 'NAMESPACE_ACTION_LIMIT'; of: number; taken: number; reservedElsewhere: number; reservedHere: number };
   /** For a duplicate: the outcome of the alert it was coalesced into. */
   first?: { result: Result; reason: string };
 }

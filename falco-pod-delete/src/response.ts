@@ -3,7 +3,7 @@
 // resourceVersion preconditions (changed meanwhile: read again, decide again), record.
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
-import type { Coordinator, SlotHold } from './coordination.js';
+import type { Coordinator, Refusal, SlotHold } from './coordination.js';
 import { AfterAnswer, type Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
@@ -214,7 +214,7 @@ export class Responder {
         const action = verdict.proceed;
         if (!slot) {
           const taken = await this.takeSlot(d.pod.namespace, deadline);
-          if (typeof taken === 'string') return { ...this.rateLimited(alert, d, action, pod, taken), workload };
+          if ('which' in taken) return { ...this.rateLimited(alert, d, action, pod, taken), workload };
           slot = taken;
         }
         verifiedUid = pod.uid;
@@ -233,15 +233,19 @@ export class Responder {
     }
   }
 
-  /** A slot of the local budget and of the shared one (several replicas), or which limit is reached. */
-  private async takeSlot(namespace: string, deadline: Deadline): Promise<{ local: Taken | undefined; held: SlotHold | undefined } | 'full' | 'namespace-full'> {
+  /** A slot of the local budget and of the shared one (several replicas), or which limit binds. */
+  private async takeSlot(namespace: string, deadline: Deadline): Promise<{ local: Taken | undefined; held: SlotHold | undefined } | Refusal> {
     const known = this.coordinator?.knownFull(namespace);
-    const local = known ?? this.limiter.tryTake(namespace);
-    if (typeof local === 'string') return local;
+    if (known) return known;
+    const local = this.limiter.tryTake(namespace);
+    if (local === 'full' || local === 'namespace-full') {
+      const full = local === 'full';
+      return { which: local, limit: full ? this.settings.actionLimit : this.settings.namespaceActionLimit, taken: full ? this.limiter.used() : this.limiter.usedIn(namespace), heldElsewhere: 0, heldHere: 0 };
+    }
     if (!this.coordinator) return { local, held: undefined };
     try {
       const held = await this.coordinator.takeSlot(namespace, deadline);
-      if (typeof held === 'string') {
+      if (held && 'which' in held) {
         this.limiter.giveBack(local);
         return held;
       }
@@ -259,13 +263,29 @@ export class Responder {
     if (held && coordinator) coordinator.giveBackSlot(held);
   }
 
-  private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, which: 'full' | 'namespace-full'): Outcome {
-    const window = `per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
-    const reason = which === 'full'
-      ? `blast-radius limit reached: ${this.settings.actionLimit} actions ${window}`
-      : `blast-radius limit reached for namespace ${d.pod.namespace}: ${this.settings.namespaceActionLimit} of the ${this.settings.actionLimit} actions ${window} (NAMESPACE_ACTION_LIMIT)`;
+  /** The 429: the limit that binds, the actions taken in the window and what is held reserved, as counted. */
+  private rateLimited(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, r: Refusal): Outcome {
+    const shared = this.coordinator !== undefined;
+    const window = `per ${this.settings.actionWindowMs / 1000} s${shared ? ' across all replicas' : ''}`;
+    const held = [
+      ...(shared ? [`${r.heldElsewhere} reserved by other replicas`] : []),
+      ...(r.heldHere > 0 ? [`${r.heldHere} reserved by this replica for alerts in flight`] : []),
+    ];
+    const counted = [`${r.taken} taken in the window${r.which === 'full' ? '' : ' there'}`, ...held].join(', ');
+    const reason = r.which === 'full'
+      ? `blast-radius limit reached: ${this.settings.actionLimit} actions ${window} (ACTION_LIMIT): ${counted}`
+      : `blast-radius limit reached for namespace ${d.pod.namespace}: its share is ${this.settings.namespaceActionLimit} of the ${this.settings.actionLimit} actions ${window} (NAMESPACE_ACTION_LIMIT): ${counted}`;
     this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
-    return { decision: action, pod: d.pod, result: 'rate-limited', code: 'rate-limited', reason };
+    return {
+      decision: action,
+      pod: d.pod,
+      result: 'rate-limited',
+      code: r.which === 'full' ? 'rate-limited' : 'namespace-rate-limited',
+      reason,
+      budget: { limit: r.which === 'full' ? 'ACTION_LIMIT' : 'NAMESPACE_ACTION_LIMIT', of: r.limit, taken: r.taken, reservedElsewhere: r.heldElsewhere, reservedHere: r.heldHere },
+      // Retry-After: when the oldest counted action leaves the window; reservations come back sooner.
+      retryAfterSeconds: r.heldElsewhere + r.heldHere > 0 ? 1 : r.frees !== undefined ? Math.max(1, Math.ceil((r.frees - Date.now()) / 1000)) : undefined,
+    };
   }
 
   private refused(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, r: { code: string; reason: string }): Outcome {
