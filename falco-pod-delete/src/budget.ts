@@ -40,9 +40,12 @@ export interface Refusal {
   frees?: number;
 }
 
-/** A grant's reservation counts while usable (before u), and, unsettled, for a window after it was written. */
+/**
+ * A grant's reservation counts until a window after it stops being usable (u): its holder may have spent a
+ * slot of it at any time until then without writing (and died), and that action counts for a window.
+ */
 export function reservationCounts(g: Grant, now: number, window: number): boolean {
-  return now < g.u || now - g.t < window;
+  return now < g.u + window;
 }
 
 /** A grant's recorded actions within the window, in `namespace` or in all. */
@@ -126,7 +129,7 @@ export function surelyFull(l: Ledger, namespace: string): Refusal | undefined {
 export interface Plan {
   /** The reservation to write, by key: what is kept plus what is added. */
   n: Record<string, number>;
-  /** Slots of the kept reservation given up before the write (namespaces with no alert waiting, when the budget is short). */
+  /** Slots of the kept reservation given up before the write (beyond what the alerts waiting will spend, when the budget is short). */
   trimmed: Record<string, number>;
   /** For each namespace whose waiting alerts could not all be reserved for: which limit binds, with its figures. */
   short: Record<string, Refusal>;
@@ -137,8 +140,8 @@ export interface Plan {
  * they came) the slots they need, then up to `ahead` more for each while room remains (so that the next alerts
  * of a burst find slots with no write). Never more than the budget's room nor a share's room, counting others'
  * recorded actions and reservations, this replica's actions and what it keeps. When the budget's room is short
- * of what the waiting alerts need, this replica's own unspent slots for namespaces with no alert waiting are
- * given up first: its own reservation never holds back its own burst.
+ * of what the waiting alerts need, this replica's own unspent slots beyond what the alerts waiting will spend
+ * are given up first: its own reservation never holds back its own burst.
  */
 export function plan(l: Ledger, demand: Map<string, number>, ahead: number): Plan {
   const { limit, share } = l.limits;
@@ -157,11 +160,14 @@ export function plan(l: Ledger, demand: Map<string, number>, ahead: number): Pla
   let free = limit - all.used - all.held - mineIn(l, undefined) - sum(keep);
   const trimmed: Record<string, number> = {};
   if (free < sum(need)) {
+    // Slots kept beyond what the alerts waiting now will spend of them.
+    const anyWanted = (keep[ANY] ?? 0) - anyLeft;
     for (const [key, m] of Object.entries(keep)) {
-      if (key === ANY || demand.has(key)) continue;
-      trimmed[key] = m;
-      free += m;
-      delete keep[key];
+      const excess = m - (key === ANY ? anyWanted : demand.get(key) ?? 0);
+      if (excess <= 0) continue;
+      trimmed[key] = excess;
+      free += excess;
+      keep[key] = m - excess;
     }
   }
   free = Math.max(0, free);

@@ -94,6 +94,8 @@ export class Coordinator {
   /** The writes of this replica, one after another; the reserve queued and not started yet (it takes every waiter). */
   private chain: Promise<unknown> = Promise.resolve();
   private writing = 0;
+  /** Writes that landed: a read issued before one of them is older than what it wrote. */
+  private writes = 0;
   private queued: Promise<Plan | undefined> | undefined;
   private reading: Promise<void> | undefined;
   /** Until when the grants known are as fresh as a read: the last read or write of the Lease, moments ago. */
@@ -156,7 +158,13 @@ export class Coordinator {
       this.lastTake = now;
       this.scheduleSettle();
       const local = this.takeLocal(namespace, now);
-      if (local) return local.kind === 'slot' ? local.hold : this.remember(namespace, local.refusal);
+      if (local?.kind === 'slot') return local.hold;
+      if (local) {
+        // Recorded actions fill a limit: believed as read moments ago, else read again (another replica may have given some back).
+        if (now < this.freshUntil) return this.remember(namespace, local.refusal);
+        await this.refresh(deadline);
+        if (this.clock.now() < this.freshUntil) continue;
+      }
       const known = this.knownFull(namespace, now);
       if (known) return known;
       if (deadline.remaining() <= 0) throw new KubeError('timeout', 'update', 'leases', this.settings.namespace, `no slot of the shared budget (Lease ${this.settings.namespace}/${BUDGET_LEASE}) could be reserved before the alert's deadline`);
@@ -175,8 +183,9 @@ export class Coordinator {
         const after = this.takeLocal(namespace, this.clock.now());
         if (after) return after.kind === 'slot' ? after.hold : this.remember(namespace, after.refusal);
         short = result?.short[namespace];
-        // Room was there, but the slots went to alerts that came first: write again for this one.
-        if (!short) continue;
+        // Room was there, but the slots went to alerts that came first (or the write landed too late to be
+        // spent, or never did): write again for this one.
+        if (!short || this.clock.now() >= this.grantUntil) continue;
       }
       // Short only for reservations other replicas hold: they settle when idle, so wait a little and read again.
       const waiting = short.heldElsewhere > 0;
@@ -191,9 +200,10 @@ export class Coordinator {
 
   /** Reads the Lease again (one read for all the takes waiting at once). */
   private refresh(deadline: Deadline): Promise<void> {
+    const writes = this.writes;
     this.reading ??= this.kube.readLease(this.settings.namespace, BUDGET_LEASE, deadline).then((lease) => {
-      // A write that landed meanwhile is newer than this read: keep what it wrote.
-      if (this.writing > 0) return;
+      // A write under way, or one that landed meanwhile, is newer than this read: keep what it wrote.
+      if (this.writing > 0 || this.writes !== writes) return;
       this.lease = lease ?? undefined;
       this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now(), HOLD_MS);
       this.freshUntil = this.clock.now() + POLL_MS;
@@ -317,7 +327,7 @@ export class Coordinator {
           this.hints.clear();
           planned = plan(this.ledger(now), demand, this.ahead());
           // Given up before the write: no longer spendable here.
-          for (const key of Object.keys(planned.trimmed)) this.unspent.delete(key);
+          for (const [key, m] of Object.entries(planned.trimmed)) this.unspent.set(key, (this.unspent.get(key) ?? 0) - m);
         }
         const { n } = planned;
         const written = this.mine(now);
@@ -336,6 +346,7 @@ export class Coordinator {
         }
         this.lease = result;
         this.known = next;
+        this.writes++;
         // Written: what was spent before the write is recorded; what was spent during it came from the kept
         // reservation, which the new grant still holds.
         const inFlight = this.spent.filter((h) => !before.has(h));
