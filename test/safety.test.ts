@@ -90,7 +90,7 @@ describe('blast-radius limit', () => {
     const results = [];
     for (const n of ['a', 'b', 'c']) results.push(await t.fn.post(shellFor(n)));
     expect(results.map((r) => r.status)).toEqual([200, 200, 429]);
-    expect(results[2].body).toMatchObject({ outcome: 'rate-limited', code: 'rate-limited' });
+    expect(results[2].body).toMatchObject({ outcome: 'rate-limited', code: 'rate-limited', budget: { limit: 'ACTION_LIMIT', of: 2, taken: 2 } });
     expect(results[2].headers.get('retry-after')).toBe('60');
     expect(t.api.calls('DELETE', '/api/v1/').map((c) => c.path)).toEqual(['/api/v1/namespaces/default/pods/a', '/api/v1/namespaces/default/pods/b']);
     expect(t.fn.audits()[2]).toMatchObject({ level: 'error', outcome: 'rate-limited', reason: expect.stringMatching(/blast-radius limit reached: 2 actions per 60 s/) });
@@ -105,6 +105,9 @@ describe('blast-radius limit', () => {
     results.push(await t.fn.post(withFields(shell(), { 'k8s.ns.name': 'prod', 'k8s.pod.name': 'web', 'container.id': containerId('prod/web').slice(0, 12) })));
     expect(results.map((r) => [r.status, r.body.outcome])).toEqual([[200, 'deleted'], [200, 'deleted'], [429, 'rate-limited'], [200, 'deleted']]);
     expect(results[2].body.reason).toMatch(/blast-radius limit reached for namespace default: 2 of the 4 actions per 60 s across all replicas \(NAMESPACE_ACTION_LIMIT\)/);
+    // The code and the figures tell the namespace's share from the cluster-wide budget.
+    expect(results[2].body).toMatchObject({ code: 'namespace-rate-limited', budget: { limit: 'NAMESPACE_ACTION_LIMIT', of: 2, taken: 2, reservedElsewhere: 0 } });
+    expect(results[2].body.reason).toMatch(/\(NAMESPACE_ACTION_LIMIT\): 2 taken in the window there, 0 reserved by other replicas$/);
     expect(t.api.calls('DELETE', '/api/v1/').map((c) => c.path)).toEqual(['/api/v1/namespaces/default/pods/a', '/api/v1/namespaces/default/pods/b', '/api/v1/namespaces/prod/pods/web']);
   });
 

@@ -132,18 +132,27 @@ export class Coordinator {
     await this.settleNow(deadline);
   }
 
-  /** Slots a write reserves ahead for a namespace with alerts, beyond those waiting: an eighth of the budget. */
+  /**
+   * Slots a write reserves ahead for a namespace with alerts, beyond those waiting: an eighth of the budget
+   * while this replica is the only one with a grant; with others, none (what one replica holds unused, the
+   * others' bursts must wait for).
+   */
   private ahead(): number {
-    return Math.max(1, Math.min(64, Math.ceil(this.settings.actionLimit / 8)));
+    return this.othersLive() ? 0 : Math.max(1, Math.min(64, Math.ceil(this.settings.actionLimit / 8)));
+  }
+
+  private othersLive(): boolean {
+    const now = this.clock.now();
+    return Object.entries(this.known).some(([holder, g]) => holder !== this.settings.identity && live(g, now, this.settings.actionWindowMs));
   }
 
   /**
-   * The slot an idle replica keeps ahead, so that the first alert after a quiet spell finds one: one, unless the
-   * budget is small for the replicas sharing it (under four slots each), when idle replicas keep none.
+   * The slot an idle replica keeps ahead, so that the first alert after a quiet spell finds one: one while it is
+   * the only replica with a grant in the Lease (and ACTION_LIMIT is 4 or more). With others, none: an idle
+   * replica's slot would be a reservation nobody uses that another replica's burst must count.
    */
   private idleAhead(): number {
-    const holders = new Set([...Object.keys(this.known), this.settings.identity]).size;
-    return !this.closed && this.settings.actionLimit >= 4 * holders ? 1 : 0;
+    return !this.closed && !this.othersLive() && this.settings.actionLimit >= 4 ? 1 : 0;
   }
 
   /**
@@ -168,8 +177,10 @@ export class Coordinator {
       const known = this.knownFull(namespace, now);
       if (known) return known;
       if (deadline.remaining() <= 0) throw new KubeError('timeout', 'update', 'leases', this.settings.namespace, `no slot of the shared budget (Lease ${this.settings.namespace}/${BUDGET_LEASE}) could be reserved before the alert's deadline`);
-      // The Lease as just read or written: when it has no room for this alert, no write can make any.
-      let short = now < this.freshUntil ? plan(this.ledger(now), new Map([[namespace, 1]]), 0).short[namespace] : undefined;
+      // The Lease as just read or written, and nothing reserved here that a write would give up: when it has
+      // no room for this alert, no write can make any.
+      const ledger = this.ledger(now);
+      let short = now < this.freshUntil && sum(ledger.keep) === 0 ? plan(ledger, new Map([[namespace, 1]]), 0).short[namespace] : undefined;
       if (!short) {
         this.demand.set(namespace, (this.demand.get(namespace) ?? 0) + 1);
         let result: Plan | undefined;

@@ -274,7 +274,7 @@ export class Responder {
     const counted = [`${r.taken} taken in the window${r.which === 'full' ? '' : ' there'}`, ...held].join(', ');
     const reason = r.which === 'full'
       ? `blast-radius limit reached: ${this.settings.actionLimit} actions ${window} (ACTION_LIMIT): ${counted}`
-      : `blast-radius limit reached for namespace ${d.pod.namespace}: its share is ${this.settings.namespaceActionLimit} of the ${this.settings.actionLimit} actions ${window} (NAMESPACE_ACTION_LIMIT): ${counted}`;
+      : `blast-radius limit reached for namespace ${d.pod.namespace}: ${this.settings.namespaceActionLimit} of the ${this.settings.actionLimit} actions ${window} (NAMESPACE_ACTION_LIMIT): ${counted}`;
     this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
     return {
       decision: action,
