@@ -170,12 +170,49 @@ async function realPhase() {
         perPodOne: perPod('one'), writesPerPodOne: perPod('one', isWrite), perPodAll: perPod('all'), writesPerPodAll: perPod('all', isWrite), byRequest,
       };
     }
+    if (targets.includes('function')) out.budget = await budgetBurst(state, call, cluster);
     if (targets.includes('function')) out.view = await viewMemory(state, call, cluster);
   } finally {
     await stop();
   }
   return out;
 }
+/**
+ * The blast-radius budget in an incident: 50 alerts at once for 50 pods of one fresh namespace, with the
+ * default limits (ACTION_LIMIT=20, NAMESPACE_ACTION_LIMIT=50%: a share of 10) and the budget Lease fresh.
+ * Counts the pods contained and the 429s, and each 429 whose own figures leave room for the alert (a refusal
+ * while room remained), and the API requests per contained pod (apiserver_request_total).
+ */
+async function budgetBurst(state, call, cluster) {
+  const { kubectl } = await import('../test/support/control-plane.mjs');
+  const ns = 'bench-budget';
+  log('budget: 50 alerts at once in one namespace, default limits');
+  kubectl(state, ['create', 'namespace', ns]);
+  kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
+  kubectl(state, ['delete', 'lease', 'fpd-budget', '-n', 'openfaas-fn', '--ignore-not-found']);
+  const pods = await makePods(call, ns, 'worm', 50);
+  const t = await T.start('function', undefined, cluster, {});
+  await sleep(500);
+  const before = await serverRequests(state);
+  const answers = await Promise.all(pods.map(async (p) => {
+    const res = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: shellAlert(ns, p) });
+    return { status: res.status, body: await res.json() };
+  }));
+  await sleep(2000);
+  const after = await serverRequests(state);
+  await T.stop(t);
+  const contained = (await Promise.all(pods.map((p) => call('GET', `/api/v1/namespaces/${ns}/pods/${p.name}`).then(
+    (pod) => Boolean(pod.metadata?.deletionTimestamp),
+    (e) => / 404 /.test(e.message),
+  )))).filter(Boolean).length;
+  const refused = answers.filter((a) => a.status === 429);
+  const roomLeft = refused.filter((a) => !a.body.budget || a.body.budget.taken + a.body.budget.reservedElsewhere + a.body.budget.reservedHere < a.body.budget.of).length;
+  const requests = Object.values(requestsBetween(before, after)).reduce((n, v) => n + v, 0);
+  const out = { sent: answers.length, deleted: answers.filter((a) => a.body.outcome === 'deleted').length, contained, refused: refused.length, roomLeft, codes: [...new Set(refused.map((a) => a.body.code))], perPod: requests / Math.max(1, contained), reason: refused[0]?.body.reason };
+  log(`  budget burst: ${out.contained} of 50 contained, ${out.refused} refused (${out.codes.join(', ')}), ${out.roomLeft} refused with room left; ${out.perPod.toFixed(2)} API requests per contained pod`);
+  return out;
+}
+
 /**
  * RSS of the function with its view holding 10,000 and then 50,000 synthetic pods (each with a node, a
  * container id and labels, as a kubelet and a controller would leave them), idle once synced, and the peak
@@ -304,6 +341,22 @@ if (results.real) {
     'The function acts from its local view (no pod read), spends budget slots it reserved ahead (one Lease write per',
     'batch), and writes one Event per action (`RECORD_EVENTS=true`, as stack.yml ships); the seeds write no Event.',
     '',
+    ...(results.real.budget
+      ? [
+          '### The blast-radius budget in an incident (function only)',
+          '',
+          '50 alerts at once for 50 running pods of one fresh namespace, with the default limits (`ACTION_LIMIT=20`,',
+          '`NAMESPACE_ACTION_LIMIT=50%`: a share of 10), one replica, the budget Lease fresh.',
+          '',
+          '| alerts sent | pods contained | target | refused (429) | refused while room remained | API requests per contained pod |',
+          '|---|---|---|---|---|---|',
+          `| ${results.real.budget.sent} | ${results.real.budget.contained} | 10 (the share) ${results.real.budget.contained === 10 ? 'met' : '**not met**'} | ${results.real.budget.refused} (code ${results.real.budget.codes.join(', ')}) | ${results.real.budget.roomLeft} | ${fmt(results.real.budget.perPod, 2)} |`,
+          '',
+          `A refusal's reason, as answered: \`${results.real.budget.reason}\`. "Refused while room remained" counts the 429s whose own`,
+          'figures (taken in the window, reserved by other replicas, reserved here for alerts in flight) fall short of the limit they name.',
+          '',
+        ]
+      : []),
     ...(results.real.view
       ? [
           '### Memory with the local view (synthetic pods on the real server)',

@@ -55,8 +55,9 @@ it('turns hundreds of identical alerts spread over three replicas into exactly o
   expect([...api.leases.keys()]).toEqual(['openfaas-fn/fpd-budget']);
   const grants = JSON.parse(api.leases.get('openfaas-fn/fpd-budget')?.metadata.annotations['falco-pod-delete/grants'] ?? '{}') as Record<string, { k: number; used: Record<string, number[]> }>;
   expect(Object.values(grants).reduce((n, g) => n + Object.values(g.used).flat().length, 0)).toBe(1);
-  // Each replica keeps one slot ahead while idle (ACTION_LIMIT 20 is ample for three).
-  expect(Object.values(grants).map((g) => g.k)).toEqual([1, 1, 1]);
+  // Idle replicas keep no slot ahead beside other replicas (a slot nobody uses would be one another replica's
+  // burst must count): at most the one kept by the replica that was alone when it wrote, until its next write.
+  expect(Object.values(grants).map((g) => g.k).reduce((n, k) => n + k, 0)).toBeLessThanOrEqual(1);
 }, 60_000);
 
 async function until(ok: () => boolean, ms = 5000): Promise<void> {

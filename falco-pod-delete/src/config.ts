@@ -162,7 +162,7 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     doc: "The function's own namespace when no service-account mount says it; the function never acts in it." },
   { key: 'metricsPort', env: 'METRICS_PORT', default: '9464', parse: integer(0, 65535),
     doc: 'Port of the Prometheus endpoint (GET /metrics), apart from the function port the watchdog proxies; 0 turns it off.' },
-  { key: 'clusterCoordination', env: 'COORDINATION', default: 'cluster', doc: 'cluster: replicas share one blast-radius budget through a Lease in the function\'s namespace, reserving a few slots at a time (exactly-once on a pod comes from the uid and resourceVersion preconditions, at any replica count); single: the budget in memory only, for exactly one replica.',
+  { key: 'clusterCoordination', env: 'COORDINATION', default: 'cluster', doc: 'cluster: replicas share one blast-radius budget through a Lease in the function\'s namespace, each write reserving for every alert waiting (exactly-once on a pod comes from the uid and resourceVersion preconditions, at any replica count); single: the budget in memory only, for exactly one replica.',
     parse: (raw, env) => oneOf('cluster', 'single')(raw, env) === 'cluster' },
   { key: 'podView', env: 'POD_VIEW', default: 'on', doc: 'on: keep a local view of pods and namespace labels (list and watch), so that checks and node lookups make no API call; off: read the API for every alert.',
     parse: (raw, env) => oneOf('on', 'off')(raw, env) === 'on' },
