@@ -11,6 +11,8 @@ export interface Grant {
   /** Share slots reserved, by namespace; ANY may be spent in any namespace (and counts against every one). */
   n: Record<string, number>;
   used: Record<string, number[]>;
+  /** Written by a replica's graceful stop: it reserves nothing more. */
+  c?: 1;
 }
 
 /** The key of share slots usable in any namespace. */
@@ -59,6 +61,11 @@ export function heldIn(g: Grant, namespace: string | undefined, now: number, win
   if (!reservationCounts(g, now, window)) return 0;
   if (namespace === undefined) return Math.max(g.k, sum(g.n));
   return (g.n[ANY] ?? 0) + (namespace === ANY ? 0 : g.n[namespace] ?? 0);
+}
+
+/** Whether a grant's holder may be reserving now: not stopped, and written within its hold (a live replica renews before it ends). */
+export function active(g: Grant, now: number): boolean {
+  return g.c !== 1 && now < g.u;
 }
 
 /** Whether a grant still matters to anyone: a reservation that counts, or actions in the window. */
@@ -225,7 +232,7 @@ export function parseGrants(raw: string | undefined, now: number, hold: number):
       for (const [ns, times] of Object.entries(g.used ?? {})) if (Array.isArray(times)) used[ns] = times.filter((x) => typeof x === 'number');
       const n: Record<string, number> = {};
       for (const [ns, m] of Object.entries(g.n ?? {})) if (Number(m) > 0) n[ns] = Number(m);
-      grants[holder] = { t: Number(g.t) || 0, u: Number(g.u) || 0, k: Math.max(0, Number(g.k) || 0), n, used };
+      grants[holder] = { t: Number(g.t) || 0, u: Number(g.u) || 0, k: Math.max(0, Number(g.k) || 0), n, used, ...(g.c === 1 ? { c: 1 as const } : {}) };
     }
     return grants;
   } catch {

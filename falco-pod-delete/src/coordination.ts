@@ -24,7 +24,7 @@
 //
 // Exactly-once on a pod is not here: the DELETE, the eviction and the isolate patch carry uid and
 // resourceVersion preconditions, so of several replicas only one can act on the version they verified.
-import { ANY, type Grant, type Ledger, type Limits, type Plan, type Refusal, live, parseGrants, plan, settlePlan, sum, surelyFull } from './budget.js';
+import { ANY, type Grant, type Ledger, type Limits, type Plan, type Refusal, active, live, parseGrants, plan, settlePlan, sum, surelyFull } from './budget.js';
 import { Deadline } from './deadline.js';
 import { KubeError } from './kube-error.js';
 import type { Kube, LeaseRecord, LeaseSpec } from './kube.js';
@@ -141,9 +141,10 @@ export class Coordinator {
     return this.othersLive() ? 0 : Math.max(1, Math.min(64, Math.ceil(this.settings.actionLimit / 8)));
   }
 
+  /** Other replicas that may be reserving now (not stopped, written within their hold): what this one holds unused, they would wait for. */
   private othersLive(): boolean {
     const now = this.clock.now();
-    return Object.entries(this.known).some(([holder, g]) => holder !== this.settings.identity && live(g, now, this.settings.actionWindowMs));
+    return Object.entries(this.known).some(([holder, g]) => holder !== this.settings.identity && active(g, now));
   }
 
   /**
@@ -345,7 +346,7 @@ export class Coordinator {
         const used: Record<string, number[]> = {};
         for (const h of written) (used[h.namespace] ??= []).push(h.at);
         // Grants with nothing left in the window are dropped: a replica long gone leaves no trace.
-        const next: Record<string, Grant> = { ...this.ledger(now).others, [identity]: { t: now, u: now + HOLD_MS, k: sum(n), n, used } };
+        const next: Record<string, Grant> = { ...this.ledger(now).others, [identity]: { t: now, u: now + HOLD_MS, k: sum(n), n, used, ...(this.closed ? { c: 1 as const } : {}) } };
         const spec: LeaseSpec = { name: BUDGET_LEASE, holder: identity, durationSeconds: Math.ceil(this.settings.actionWindowMs / 1000), annotations: { [GRANTS]: JSON.stringify(next) }, labels: BUDGET_LABELS };
         const before = new Set(this.spent);
         const result = this.lease

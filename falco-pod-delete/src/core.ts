@@ -1,4 +1,5 @@
 // The pipeline every platform adapter calls: envelope -> alert -> decision -> response -> answer + audit.
+import { ACTIONS, LOOKUP_ACTION, actionOf } from './actions/index.js';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -52,6 +53,9 @@ function ownNamespace(config: Config): string | undefined {
   if (existsSync(file)) return readFileSync(file, 'utf8').trim() || undefined;
   return config.podNamespace;
 }
+
+/** The outcomes that count as an action taken (the actions metric): each action's word, and a dry run. */
+const ACTED = new Set<string>([...ACTIONS.filter((a) => a.acts).map((a) => a.done), 'dry-run']);
 
 /** Declines and rejections make no API call on the alert's path (Events have their own deadline): none to set up. */
 const NO_DEADLINE = new Deadline(1);
@@ -271,11 +275,11 @@ export class FalcoResponse {
     if (decision.kind === 'decline' || decision.kind === 'reject') return this.responder.respond(alert, decision, NO_DEADLINE);
     const deadline = new Deadline(this.parts.config.alertDeadlineMs);
     const work = this.responder.respond(alert, decision, deadline).finally(() => deadline.dispose());
-    const acts = decision.kind === 'lookup' || (decision.kind === 'act' && decision.action !== 'log');
+    const acts = decision.kind === 'lookup' || (decision.kind === 'act' && actionOf(decision.action).acts);
     if (this.parts.config.asyncResponse && acts && this.parts.kube) {
       inBackground(work);
       const pod = decision.kind === 'act' ? decision.pod : undefined;
-      const name = decision.kind === 'act' ? decision.action : 'delete';
+      const name = decision.kind === 'act' ? decision.action : LOOKUP_ACTION;
       return { decision: name, result: 'accepted', code: 'accepted', pod, reason: 'decided; acting in the background: the outcome goes to the audit line and a Kubernetes Event' };
     }
     return work;
@@ -292,7 +296,7 @@ export class FalcoResponse {
       else audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs, authenticated: ctx.authenticated, peer: ctx.peer });
       this.metrics.alerts.inc({ envelope: ctx.envelope });
       this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
-      if (outcome.workload && ['deleted', 'evicted', 'isolated', 'dry-run'].includes(outcome.result)) this.metrics.actions.inc({ action: outcome.decision, workload_kind: outcome.workload.kind });
+      if (outcome.workload && ACTED.has(outcome.result)) this.metrics.actions.inc({ action: outcome.decision, workload_kind: outcome.workload.kind });
       this.metrics.alertDuration.observe({ decision: outcome.decision }, durationMs / 1000);
     }
     const body: Record<string, unknown> = bounded({

@@ -1,5 +1,6 @@
 // The decision: a pure function of the alert, the policy and the guards. No I/O; every safety rule lives here.
 import { type Alert, type PodRef, containerIdOf, field, invalidNameReason, isInternalEvent, isTestEvent, targetOf } from './alert.js';
+import { actionOf } from './actions/index.js';
 import { type ActionKind, type EvidenceRules, type Policy, type WorkloadRules, entryMatches, evidenceRules, matchPolicy, workloadRules } from './policy.js';
 
 export interface Guards {
@@ -87,7 +88,7 @@ export function decide(alert: Alert, policy: Policy, guards: Guards, now: number
 
   if (target.kind === 'none') {
     const node = alert.hostname;
-    const couldMatch = policy.entries.some((e) => e.action !== 'log' && entryMatches({ ...e, match: { ...e.match, namespaces: undefined } }, alert, undefined));
+    const couldMatch = policy.entries.some((e) => actionOf(e.action).acts && entryMatches({ ...e, match: { ...e.match, namespaces: undefined } }, alert, undefined));
     if (containerId && node && couldMatch && invalidNodeName(node) === undefined) {
       return ageDecision(alert, guards, now) ?? { kind: 'lookup', node, containerId };
     }
@@ -106,7 +107,7 @@ export function decide(alert: Alert, policy: Policy, guards: Guards, now: number
   const stale = ageDecision(alert, guards, now, pod);
   if (stale) return stale;
 
-  if (guards.requireProof && !containerId && matched.entry.action !== 'log') {
+  if (guards.requireProof && !containerId && actionOf(matched.entry.action).acts) {
     return { kind: 'decline', code: 'unproven', reason: UNPROVEN_REASON, pod, refused: matched.entry.action };
   }
 

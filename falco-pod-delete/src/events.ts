@@ -1,14 +1,13 @@
 // Kubernetes Events on the pod for every action and refusal: off the answer's path, and protecting the API
 // server like the kubelet's recorder does (one per pod and reason per window, and a rate cap). Actions and
 // refusals have rate budgets of their own, so that a flood of refusals cannot suppress a FalcoResponseDeleted.
+import { ACTION_EVENTS, DRY_RUN_EVENT } from './actions/index.js';
 import type { Alert, PodRef } from './alert.js';
 import type { AfterAnswer } from './deadline.js';
 import type { Kube } from './kube.js';
 
 const EVENT_BURST = 50;
 const EVENTS_PER_SECOND = 20;
-/** The Events that say something was done (or would have been, in dry-run). */
-const ACTIONS = new Set(['FalcoResponseDeleted', 'FalcoResponseEvicted', 'FalcoResponseIsolated', 'FalcoResponseDryRun', 'FalcoResponseLogged']);
 
 /** A token bucket: EVENTS_PER_SECOND, bursts of EVENT_BURST. */
 class Budget {
@@ -43,14 +42,14 @@ export class EventRecorder {
   record(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string): void {
     const kube = this.kube;
     if (!kube || !this.settings.recordEvents) return;
-    if (!this.allowed(`${reason}:${pod.namespace}/${pod.name}`, ACTIONS.has(reason) ? this.actions : this.refusals)) {
+    if (!this.allowed(`${reason}:${pod.namespace}/${pod.name}`, ACTION_EVENTS.has(reason) ? this.actions : this.refusals)) {
       this.suppressed++;
       return;
     }
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
     // Its own deadline: the alert's may end with the answer.
     this.afterAnswer.run(
-      (deadline) => kube.createEvent({ pod, podUid, reason, note, type: reason === 'FalcoResponseDryRun' ? 'Normal' : 'Warning' }, deadline),
+      (deadline) => kube.createEvent({ pod, podUid, reason, note, type: reason === DRY_RUN_EVENT ? 'Normal' : 'Warning' }, deadline),
       (e) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }),
     );
   }

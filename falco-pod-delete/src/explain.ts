@@ -1,6 +1,8 @@
 // "What would the function do with this alert, and why?" The same parsing and decision code as the function,
 // without any Kubernetes call.
+import { LOOKUP_ACTION, actionOf } from './actions/index.js';
 import type { Alert } from './alert.js';
+import type { DecisionName } from './outcome.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { intake } from './intake.js';
 import type { Policy } from './policy.js';
@@ -8,7 +10,7 @@ import type { Policy } from './policy.js';
 export interface Explanation {
   /** act: the policy's action would be taken, subject to the checks against the live pod (listed, never made here). */
   verdict: 'act' | 'decline' | 'reject';
-  decision: 'delete' | 'evict' | 'isolate' | 'log' | 'skip' | 'reject';
+  decision: DecisionName;
   code: string;
   reason: string;
   rule?: string;
@@ -19,17 +21,18 @@ export interface Explanation {
 }
 
 function describeAct(d: Extract<Decision, { kind: 'act' }>): Explanation {
-  const checks = d.action === 'log' ? [] : ['that the pod exists and is not terminating', 'that neither the pod nor its namespace has the opt-out label'];
+  const acts = actionOf(d.action).acts;
+  const checks = acts ? ['that the pod exists and is not terminating', 'that neither the pod nor its namespace has the opt-out label'] : [];
   if (d.containerId) checks.push(`that container ${d.containerId} belongs to the pod`);
   if (d.podUid) checks.push(`that the pod's UID is ${d.podUid}`);
-  if (d.action !== 'log') {
+  if (acts) {
     const w = d.workload;
     checks.push(`that its workload allows it: at least ${w.minHealthyReplicas} ready replica(s) remain; DaemonSet pods: ${w.daemonSets}; StatefulSet pods: ${w.statefulSets}`);
     checks.push('that the blast-radius limit (and the namespace\'s share) is not reached');
     if (d.evidence) checks.push(`evidence first: the pod's manifest${d.evidence.logs ? ` and the last ${d.evidence.logLines} log lines of each container` : ''}`);
   }
   return {
-    verdict: d.action === 'log' ? 'decline' : 'act',
+    verdict: acts ? 'act' : 'decline',
     decision: d.action,
     code: d.action,
     entry: d.entry,
@@ -45,7 +48,7 @@ export function explainDecision(alert: Alert, d: Decision): Explanation {
     case 'act':
       return { ...base, ...describeAct(d) };
     case 'lookup':
-      return { ...base, verdict: 'act', decision: 'delete', code: 'lookup', reason: `no pod named: the pod running container ${d.containerId} on node ${d.node} would be looked up, then the policy and guards applied to it`, checks: ['that exactly one pod on the node runs that container'] };
+      return { ...base, verdict: 'act', decision: LOOKUP_ACTION, code: 'lookup', reason: `no pod named: the pod running container ${d.containerId} on node ${d.node} would be looked up, then the policy and guards applied to it`, checks: ['that exactly one pod on the node runs that container'] };
     case 'reject':
       return { ...base, verdict: 'reject', decision: 'reject', code: d.code, reason: d.reason };
     case 'decline':

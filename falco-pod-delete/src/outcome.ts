@@ -1,8 +1,10 @@
 // What happened to an alert, and the one place that maps it to an HTTP status.
 import type { PodRef } from './alert.js';
+import type { ActionKind } from './actions/index.js';
+import type { OutcomeCode, Result } from './codes.js';
 import { KubeError } from './kube-error.js';
 
-export type DecisionName = 'delete' | 'evict' | 'isolate' | 'log' | 'skip' | 'reject';
+export type DecisionName = ActionKind | 'skip' | 'reject';
 
 /** The workload a pod belonged to, as the answer, the audit line and the Event name it. */
 export interface WorkloadFacts {
@@ -14,27 +16,13 @@ export interface WorkloadFacts {
   effect: string;
 }
 
-export type Result =
-  | 'deleted'
-  | 'evicted'
-  | 'isolated'
-  | 'logged'
-  | 'dry-run'
-  | 'already gone'
-  | 'replaced'
-  | 'skipped'
-  | 'duplicate'
-  | 'rate-limited'
-  | 'rejected'
-  | 'failed'
-  /** RESPONSE_MODE=async: decided, acting in the background; the final outcome goes to the audit line. */
-  | 'accepted';
+export type { OutcomeCode, Result } from './codes.js';
 
 export interface Outcome {
   decision: DecisionName;
   result: Result;
-  /** Machine-readable reason: a decline code, a Kubernetes error code, or the action's name. */
-  code: string;
+  /** Machine-readable reason: one of the code registry's (codes.ts): a decline code, a Kubernetes error code, or the action's name. */
+  code: OutcomeCode;
   reason: string;
   pod?: PodRef;
   workload?: WorkloadFacts;

@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { load as loadYaml } from 'js-yaml';
+import { ACTION_NAMES, type ActionKind, actionParameters } from './actions/index.js';
 import { type Alert, type PodRef, PRIORITIES, type Priority, field, normalizePriority, priorityRank } from './alert.js';
 
-export type ActionKind = 'delete' | 'evict' | 'isolate' | 'log';
+export type { ActionKind } from './actions/index.js';
+export { LOG_BYTES_MAX, LOG_LINES_MAX } from './actions/index.js';
 
 /** What to do with a pod of a DaemonSet or a StatefulSet: the entry's action, nothing, or isolate instead. */
 export type KindRule = 'act' | 'skip' | 'isolate';
@@ -26,8 +28,6 @@ export interface EvidenceRules {
 
 /** The defaults lean to containment: act unless the pod is its workload's last ready replica. */
 export const DEFAULT_WORKLOAD_RULES: WorkloadRules = { minHealthyReplicas: 1, daemonSets: 'act', statefulSets: 'act' };
-export const LOG_LINES_MAX = 1000;
-export const LOG_BYTES_MAX = 32_768;
 
 export interface PolicyEntry {
   name: string;
@@ -75,20 +75,9 @@ export const POLICY_SCHEMA = {
         required: ['name', 'match', 'action'],
         properties: {
           name: { type: 'string', minLength: 1 },
-          action: { enum: ['delete', 'evict', 'isolate', 'log'] },
-          gracePeriodSeconds: { type: 'integer', minimum: 0, maximum: 86400 },
-          minHealthyReplicas: { oneOf: [{ type: 'integer', minimum: 0, maximum: 100000 }, { type: 'string', pattern: '^(100|[1-9]?[0-9])%$' }] },
-          daemonSets: { enum: ['act', 'skip', 'isolate'] },
-          statefulSets: { enum: ['act', 'skip', 'isolate'] },
-          evidence: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              logs: { type: 'boolean' },
-              logLines: { type: 'integer', minimum: 1, maximum: LOG_LINES_MAX },
-              logBytes: { type: 'integer', minimum: 1, maximum: LOG_BYTES_MAX },
-            },
-          },
+          // The action registry's names, and every action's parameters (src/actions/).
+          action: { enum: ACTION_NAMES },
+          ...actionParameters(),
           match: {
             type: 'object',
             additionalProperties: false,

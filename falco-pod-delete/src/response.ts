@@ -1,6 +1,8 @@
 // The response stage, as its steps: read and verify the pod, resolve its workload and guard availability,
 // take a slot of the budget, collect evidence, act (delete, evict, isolate) under the pod's uid and
 // resourceVersion preconditions (changed meanwhile: read again, decide again), record.
+import { type ActResult, DRY_RUN_EVENT, actionOf } from './actions/index.js';
+import { codeInfo } from './codes.js';
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
 import type { Coordinator, Refusal, SlotHold } from './coordination.js';
@@ -8,8 +10,8 @@ import { AfterAnswer, type Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
 import { EvidenceCollector, type EvidenceSink } from './evidence.js';
-import { type Kube, KubeError, type MutationResult, type PodSnapshot } from './kube.js';
-import { type Outcome, type WorkloadFacts, failed } from './outcome.js';
+import { type Kube, KubeError, type PodSnapshot } from './kube.js';
+import { type Outcome, type OutcomeCode, type WorkloadFacts, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
 import { NodeLookups } from './lookup.js';
 import { PROOF_FAILED, Verifier } from './verify.js';
@@ -31,18 +33,15 @@ export interface ResponseSettings {
 
 type Act = Extract<Decision, { kind: 'act' }>;
 
-const DONE: Record<ActionKind, Outcome['result']> = { delete: 'deleted', evict: 'evicted', isolate: 'isolated', log: 'logged' };
-const EVENT: Record<ActionKind, string> = { delete: 'FalcoResponseDeleted', evict: 'FalcoResponseEvicted', isolate: 'FalcoResponseIsolated', log: 'FalcoResponseLogged' };
+const DONE = (action: ActionKind): Outcome['result'] => actionOf(action).done;
 
 /**
  * Outcomes remembered for the coalescing window: only what is true of the pod itself, whoever sent the alert
  * (acted on, gone, replaced, terminating, a guard on the pod's or its namespace's own state). A refusal that
  * rests on the alert's own claims (container or UID mismatch), a failure and a rate limit are never
- * remembered: the next alert decides afresh.
+ * remembered: the next alert decides afresh. The code registry says which (codes.ts, `remembered`).
  */
-const SETTLED = new Set<Outcome['result']>(['deleted', 'evicted', 'isolated', 'dry-run', 'already gone', 'replaced']);
-const SETTLED_REFUSALS = new Set(['terminating', 'opt-out', 'availability', 'daemonset', 'statefulset', 'disruption-budget']);
-export const settles = (o: Outcome) => SETTLED.has(o.result) || (o.result === 'skipped' && SETTLED_REFUSALS.has(o.code));
+export const settles = (o: Outcome) => codeInfo(o.code)?.remembered === true;
 /** Reads and decisions again after an action found the pod changed since it was verified (409/422). */
 const MAX_REDECIDE = 2;
 /** Errors after which the request may have reached the server and acted. */
@@ -114,7 +113,7 @@ export class Responder {
   }
 
   private async lookup(alert: Alert, d: Extract<Decision, { kind: 'lookup' }>, deadline: Deadline): Promise<Outcome> {
-    const skip = (code: string, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
+    const skip = (code: OutcomeCode, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
     if (!this.lookups) return skip('no-cluster', `would look for container ${d.containerId} among the pods on node ${d.node}, but no cluster is configured`);
     let pods: PodSnapshot[];
     // The view's container index answers with no call; a miss (a container started a moment ago) asks the API.
@@ -131,7 +130,7 @@ export class Responder {
   }
 
   private lookedUp(alert: Alert, d: Extract<Decision, { kind: 'lookup' }>, pods: PodSnapshot[], deadline: Deadline): Promise<Outcome> | Outcome {
-    const skip = (code: string, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
+    const skip = (code: OutcomeCode, reason: string): Outcome => ({ decision: 'skip', result: 'skipped', code, reason });
     const matches = pods.filter((p) => p.containerIds.some((id) => id.startsWith(d.containerId)));
     if (matches.length === 0) return skip('no-pod', `no pod on node ${d.node} runs container ${d.containerId}`);
     if (matches.length > 1) return skip('ambiguous', `${matches.length} pods on node ${d.node} run a container whose id starts with ${d.containerId}`);
@@ -161,7 +160,7 @@ export class Responder {
 
   private async act(alert: Alert, d: Act, deadline: Deadline): Promise<Outcome> {
     const base = { decision: d.action, pod: d.pod } as const;
-    if (d.action === 'log') return { ...base, result: 'logged', code: 'log', reason: `policy entry "${d.entry}": record only` };
+    if (!actionOf(d.action).acts) return { ...base, result: DONE(d.action), code: d.action, reason: `policy entry "${d.entry}": record only` };
     if (!this.kube || !this.verifier || !this.workloads) {
       return { ...base, result: 'dry-run', code: 'no-cluster', reason: `dry-run (no cluster configured): would ${d.action} ${d.pod.namespace}/${d.pod.name} (policy entry "${d.entry}")` };
     }
@@ -193,7 +192,7 @@ export class Responder {
         }
         if (verifiedUid !== undefined && pod.uid !== verifiedUid) {
           giveBack();
-          return { ...base, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${DONE[d.action]}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
+          return { ...base, result: 'replaced', code: 'uid-precondition', reason: `pod replaced, not ${DONE(d.action)}: ${d.pod.namespace}/${d.pod.name} now has another UID` };
         }
         const refusal = await this.verifier.verify(d, pod, namespaceLabels);
         if (refusal && fromView) {
@@ -223,7 +222,7 @@ export class Responder {
         // Not the version verified (changed meanwhile, replaced, or acted on by another replica): read it and decide again.
         if (attempt >= MAX_REDECIDE) {
           giveBack();
-          return { ...base, result: 'failed', code: 'conflict', reason: `pod ${d.pod.namespace}/${d.pod.name} kept changing between verification and ${action} (${attempt + 1} tries): not ${DONE[action]}`, workload };
+          return { ...base, result: 'failed', code: 'conflict', reason: `pod ${d.pod.namespace}/${d.pod.name} kept changing between verification and ${action} (${attempt + 1} tries): not ${DONE(action)}`, workload };
         }
         pod = await readAgain();
       }
@@ -275,7 +274,7 @@ export class Responder {
     const reason = r.which === 'full'
       ? `blast-radius limit reached: ${this.settings.actionLimit} actions ${window} (ACTION_LIMIT): ${counted}`
       : `blast-radius limit reached for namespace ${d.pod.namespace}: ${this.settings.namespaceActionLimit} of the ${this.settings.actionLimit} actions ${window} (NAMESPACE_ACTION_LIMIT): ${counted}`;
-    this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE[action]}: ${reason}`);
+    this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRateLimited', `not ${DONE(action)}: ${reason}`);
     return {
       decision: action,
       pod: d.pod,
@@ -288,7 +287,7 @@ export class Responder {
     };
   }
 
-  private refused(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, r: { code: string; reason: string }): Outcome {
+  private refused(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, r: { code: OutcomeCode; reason: string }): Outcome {
     // An alert whose proof failed gets no Event: it would let anyone write Events about any pod it can name.
     if (!PROOF_FAILED.has(r.code) || this.authenticated) this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action}: ${r.reason}`);
     return { decision: d.action, pod: d.pod, result: 'skipped', ...r };
@@ -312,9 +311,9 @@ export class Responder {
       this.workloads?.record(workload, pod);
       const instead = action !== d.action ? ` instead of ${d.action} (${workload.kind} rule)` : '';
       const outcome: Outcome = this.settings.dryRun
-        ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE[action]} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
-        : { ...base, evidence, result: DONE[action], code: action, reason: `${DONE[action]} by policy entry "${d.entry}"${instead}` };
-      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? 'FalcoResponseDryRun' : EVENT[action], `${outcome.reason}; ${describeWorkload(workload)}`);
+        ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE(action)} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
+        : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}` };
+      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}; ${describeWorkload(workload)}`);
       return outcome;
     } catch (e) {
       if (e instanceof KubeError && e.code === 'guardrail') this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action} by the API server: ${e.message}`);
@@ -328,25 +327,17 @@ export class Responder {
     }
   }
 
-  /** Whether the action shows on the pod: a delete or an eviction as a deletionTimestamp (or the pod gone), an isolation as the label. */
+  /** Whether the action shows on the pod as read again (the action's own test: a deletionTimestamp, a label). */
   private async tookEffect(action: ActionKind, ref: PodRef, before: PodSnapshot, deadline: Deadline): Promise<boolean> {
     if (this.settings.dryRun) return false;
     const now = await (this.kube as Kube).readPod(ref, deadline);
-    if (!now || now.uid !== before.uid) return action !== 'isolate';
-    return action === 'isolate' ? now.labels[this.settings.quarantineLabel] === 'true' : now.deleting;
+    return actionOf(action).tookEffect?.(before, now, this.settings.quarantineLabel) ?? false;
   }
 
-  private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<MutationResult | { blocked: string }> {
-    const kube = this.kube as Kube;
-    const grace = d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds;
-    if (action === 'delete') return kube.deletePod(d.pod, pod, grace, this.settings.dryRun, deadline);
-    if (action === 'evict') return kube.evictPod(d.pod, pod, grace, this.settings.dryRun, deadline);
-    return this.isolate(d.pod, pod, deadline);
-  }
-
-  private async isolate(ref: PodRef, pod: PodSnapshot, deadline: Deadline): Promise<MutationResult> {
-    const kube = this.kube as Kube;
-    await kube.ensureQuarantinePolicy(ref.namespace, this.settings.quarantineLabel, this.settings.dryRun, deadline);
-    return kube.labelPod(ref, pod, this.settings.quarantineLabel, Object.keys(pod.labels).length > 0, this.settings.dryRun, deadline);
+  /** The action's own call, under the preconditions of the pod as verified. */
+  private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<ActResult> {
+    const act = actionOf(action).act;
+    if (!act) throw new Error(`action ${action} changes nothing and cannot be performed`);
+    return act({ kube: this.kube as Kube, ref: d.pod, pod, gracePeriodSeconds: d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, dryRun: this.settings.dryRun, quarantineLabel: this.settings.quarantineLabel, deadline });
   }
 }

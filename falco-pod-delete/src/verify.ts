@@ -1,5 +1,6 @@
 // Checks against the live pod before acting: UID, container, terminating, opt-out labels on the pod or its
 // namespace. A refusal means: do not act.
+import type { OutcomeCode } from './codes.js';
 import type { Decision } from './decision.js';
 import type { Deadline } from './deadline.js';
 import type { Kube, PodSnapshot } from './kube.js';
@@ -7,7 +8,7 @@ import type { PodView } from './view.js';
 
 type Act = Extract<Decision, { kind: 'act' }>;
 export interface Refusal {
-  code: string;
+  code: OutcomeCode;
   reason: string;
 }
 

@@ -3,6 +3,7 @@
 import { CONTROLLER_KINDS, type ControllerStatus, type Kube, type PodSnapshot, type WorkloadRef } from './kube.js';
 import type { Deadline } from './deadline.js';
 import type { WorkloadFacts } from './outcome.js';
+import { ISOLATE, actionOf } from './actions/index.js';
 import type { ActionKind, WorkloadRules } from './policy.js';
 import type { Refusal } from './verify.js';
 
@@ -54,16 +55,16 @@ export class Workloads {
   guard(w: WorkloadFacts, pod: PodSnapshot, action: ActionKind, rules: WorkloadRules): WorkloadVerdict {
     let act = action;
     if (w.kind === 'DaemonSet' || w.kind === 'StatefulSet') {
-      const [rule, key] = w.kind === 'DaemonSet' ? [rules.daemonSets, 'daemonSets'] : [rules.statefulSets, 'statefulSets'];
-      if (rule === 'skip') return { refuse: { code: w.kind.toLowerCase(), reason: `${pod.namespace}/${pod.name} belongs to ${w.kind} ${w.name}, and the policy entry says ${key}: skip` } };
-      if (rule === 'isolate') act = 'isolate';
+      const [rule, key, code] = w.kind === 'DaemonSet' ? ([rules.daemonSets, 'daemonSets', 'daemonset'] as const) : ([rules.statefulSets, 'statefulSets', 'statefulset'] as const);
+      if (rule === 'skip') return { refuse: { code, reason: `${pod.namespace}/${pod.name} belongs to ${w.kind} ${w.name}, and the policy entry says ${key}: skip` } };
+      if (rule === 'isolate') act = ISOLATE;
     }
-    if ((act === 'delete' || act === 'evict') && w.kind !== 'DaemonSet' && w.replicas !== undefined) {
+    if (actionOf(act).removesPod && w.kind !== 'DaemonSet' && w.replicas !== undefined) {
       const min = minimumReady(rules.minHealthyReplicas, w.replicas);
       const others = [...(this.recent(w, pod.namespace)?.keys() ?? [])].filter((uid) => uid !== pod.uid).length;
       const remaining = (w.ready ?? 0) - (pod.ready ? 1 : 0) - others;
       if (remaining < min) {
-        return { refuse: { code: 'availability', reason: `${act === 'delete' ? 'deleting' : 'evicting'} ${pod.namespace}/${pod.name} would leave ${w.kind} ${w.name} ${Math.max(remaining, 0)} ready of ${w.replicas} replicas, below the minimum of ${min} (minHealthyReplicas: ${rules.minHealthyReplicas})` } };
+        return { refuse: { code: 'availability', reason: `${actionOf(act).doing} ${pod.namespace}/${pod.name} would leave ${w.kind} ${w.name} ${Math.max(remaining, 0)} ready of ${w.replicas} replicas, below the minimum of ${min} (minHealthyReplicas: ${rules.minHealthyReplicas})` } };
       }
     }
     return { proceed: act };

@@ -11,10 +11,10 @@
 // - every slot accounted for: once the live replicas close, the Lease records exactly their actions, and holds
 //   no reservation of theirs.
 import fc from 'fast-check';
-import { type Grant, heldIn, parseGrants, usedIn } from '../falco-pod-delete/src/budget.js';
-import { BUDGET_LEASE, type Clock, Coordinator, GRANTS, type Refusal, type SlotHold } from '../falco-pod-delete/src/coordination.js';
-import { Deadline } from '../falco-pod-delete/src/deadline.js';
-import type { Kube, LeaseRecord, LeaseSpec } from '../falco-pod-delete/src/kube.js';
+import { type Grant, heldIn, parseGrants, usedIn } from '../../falco-pod-delete/src/budget.js';
+import { BUDGET_LEASE, type Clock, Coordinator, GRANTS, type Refusal, type SlotHold } from '../../falco-pod-delete/src/coordination.js';
+import { Deadline } from '../../falco-pod-delete/src/deadline.js';
+import type { Kube, LeaseRecord, LeaseSpec } from '../../falco-pod-delete/src/kube.js';
 
 const WINDOW = 60_000;
 const TOLERANCE_MS = 1000;

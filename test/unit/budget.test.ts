@@ -1,11 +1,11 @@
 // The shared budget's arithmetic, with replicas sharing one Lease store that enforces resourceVersion
 // preconditions like the API server (test/support/stub-kube.ts): never more actions than ACTION_LIMIT, the
 // namespace's share held across replicas, reservations given back when idle, a dead replica's counted.
-import type { PodRef } from '../falco-pod-delete/src/alert.js';
-import { BUDGET_LEASE, type Clock, Coordinator, GRANTS, IDLE_MS, type SlotHold } from '../falco-pod-delete/src/coordination.js';
-import { Deadline } from '../falco-pod-delete/src/deadline.js';
-import type { PodSnapshot } from '../falco-pod-delete/src/kube.js';
-import { StubKube } from './support/stub-kube.js';
+import type { PodRef } from '../../falco-pod-delete/src/alert.js';
+import { BUDGET_LEASE, type Clock, Coordinator, GRANTS, IDLE_MS, type SlotHold } from '../../falco-pod-delete/src/coordination.js';
+import { Deadline } from '../../falco-pod-delete/src/deadline.js';
+import type { PodSnapshot } from '../../falco-pod-delete/src/kube.js';
+import { StubKube } from '../support/stub-kube.js';
 
 class Leases extends StubKube {
   writes = 0;
