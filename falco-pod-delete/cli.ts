@@ -4,7 +4,7 @@
 // Exit status: 0 when no alert would be acted on, 1 when any would, 2 on bad input or a bad policy.
 import { readFileSync } from 'node:fs';
 import { loadConfig } from './src/config.js';
-import type { Guards } from './src/decision.js';
+import { guardsFrom } from './src/decision.js';
 import { type Explanation, explain } from './src/explain.js';
 import { loadPolicy } from './src/policy.js';
 
@@ -67,12 +67,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(process.env);
   const policy = files[0] ? loadPolicy({ policyFile: files[0] }) : loadPolicy(config);
-  const guards: Guards = {
-    criticalNamespaces: config.criticalNamespaces,
-    self: { namespace: config.podNamespace, name: undefined },
-    maxAlertAgeSeconds: config.maxAlertAgeSeconds,
-    requireProof: config.authTokenFile === undefined,
-  };
+  const guards = guardsFrom(config, { namespace: config.podNamespace, name: undefined });
   const bodies = documents(readFileSync(0, 'utf8'));
   let acted = 0;
   for (const [i, body] of bodies.entries()) {

@@ -2,10 +2,8 @@
 // the curl example against the function in dry-run (no cluster), and explain.
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { docSection as section } from './support/docs.js';
 import { type RunningFunction, startFunction } from './support/harness.js';
-
-const readme = readFileSync('README.md', 'utf8');
-const section = (title: string) => readme.slice(readme.indexOf(`\n## ${title}`), readme.indexOf('\n## ', readme.indexOf(`\n## ${title}`) + 4));
 /** The fenced code blocks of a markdown text whose info string is `lang` ('' for none). */
 function blocks(text: string, lang = ''): string[] {
   const found: string[] = [];
@@ -80,11 +78,11 @@ describe('Run it locally', () => {
   });
 });
 
-describe('explain, as the README shows it', () => {
-  it('prints what the README shows for the sample', async () => {
-    const section = readme.slice(readme.indexOf('## Explain'));
-    const command = blocks(section, 'sh').find((b) => b.includes('--now < samples/')) as string;
-    const shown = blocks(section)[0];
+describe('explain, as docs/policy.md shows it', () => {
+  it('prints what the docs show for the sample', async () => {
+    const explainSection = section('Explain: test a policy before shipping it');
+    const command = blocks(explainSection, 'sh').find((b) => b.includes('--now < samples/')) as string;
+    const shown = blocks(explainSection)[0];
     const r = await run(command.trim());
     expect(r.status).toBe(1); // 1: an alert would be acted on
     expect(r.stdout).toBe(shown);

@@ -1,10 +1,12 @@
 // stack.yml, template.yml, the Dockerfile and rbac.yaml agree with each other and with the code.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Metrics } from '../falco-pod-delete/src/metrics.js';
 import YAML from 'yaml';
 import { OPTIONS } from '../falco-pod-delete/src/config.js';
 import { loadPolicy } from '../falco-pod-delete/src/policy.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';
+import { DOC_FILES, allDocs, anchorOf, docSection } from './support/docs.js';
 import { fixture, startFunction, withFields } from './support/harness.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
@@ -135,21 +137,18 @@ function verbOf(method: string, path: string): string {
   return `${verb} ${group}/${resource}`;
 }
 
-describe('README', () => {
+describe('README and docs/', () => {
   const readme = read('README.md');
-  it('documents every configuration variable in its table, with the default the code uses', () => {
+  it('documents every configuration variable in docs/configuration.md, with the default the code uses', () => {
+    const page = read('docs/configuration.md');
     for (const o of OPTIONS) {
-      const row = readme.split('\n').find((l) => l.startsWith(`| \`${o.env}\` |`));
+      const row = page.split('\n').find((l) => l.startsWith(`| \`${o.env}\` |`));
       expect(row).toBeDefined();
       if (o.default && o.env !== 'CRITICAL_NAMESPACES') expect(row).toContain(`\`${o.default}\``);
     }
   });
 
-  const section = (title: string) => {
-    const from = readme.indexOf(`\n## ${title}`);
-    const to = readme.indexOf('\n## ', from + 4);
-    return readme.slice(from, to < 0 ? undefined : to);
-  };
+  const section = docSection;
 
   it('names every file of src/, scripts/, samples/, bench/ and test/support/ in its Layout', () => {
     const layout = section('Layout');
@@ -166,15 +165,36 @@ describe('README', () => {
     expect([...new Set(documented)].filter((n) => !registered.includes(n))).toEqual([]);
   });
 
-  it('opens with a quick start of at most 15 lines, and a table of contents whose links lead to its sections', () => {
+  it('opens with a quick start of at most 15 lines, and a map that leads to every docs/ page; it is a front door of about 250 lines', () => {
     const quick = section('Quick start');
     const block = /```sh\n([\s\S]*?)```/.exec(quick)?.[1] ?? '';
     expect(block.split('\n').filter(Boolean).length).toBeLessThanOrEqual(15);
     expect(readme.indexOf('## Quick start')).toBeLessThan(readme.indexOf('## Run it locally'));
-    const anchors = [...section('Contents').matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]);
-    const headings = readme.split('\n').filter((l) => l.startsWith('## ')).map((l) => l.slice(3).toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
-    expect(anchors.length).toBeGreaterThan(10);
-    expect(anchors.filter((a) => !headings.includes(a))).toEqual([]);
+    const map = section('Documentation');
+    expect(DOC_FILES.filter((f) => f !== 'README.md' && !map.includes(`](${f})`))).toEqual([]);
+    expect(readme.split('\n').length).toBeLessThanOrEqual(260);
+  });
+
+  it('has no broken relative link or #anchor in README.md and docs/', () => {
+    const broken: string[] = [];
+    for (const file of DOC_FILES) {
+      const text = read(file).replace(/```[\s\S]*?```/g, '');
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1];
+        if (/^[a-z]+:/.test(target)) continue;
+        const [path, anchor] = target.split('#');
+        const resolved = path ? join(dirname(file), path) : file;
+        if (!existsSync(resolved)) {
+          broken.push(`${file}: ${target} (no such file)`);
+          continue;
+        }
+        if (anchor !== undefined && resolved.endsWith('.md')) {
+          const headings = read(resolved).replace(/```[\s\S]*?```/g, '').split('\n').filter((l) => /^#{1,6} /.test(l)).map((l) => anchorOf(l.replace(/^#+ /, '')));
+          if (!headings.includes(anchor)) broken.push(`${file}: ${target} (no such heading)`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
   });
 
   it('shows the two contract commands, and .ci/run runs the test one', () => {
@@ -203,7 +223,7 @@ describe('Knative manifests', () => {
 
 describe('README policy examples', () => {
   it('every YAML block with policy entries loads as a policy', () => {
-    const blocks = [...read('README.md').matchAll(/```yaml\n(entries:[\s\S]*?)```/g)].map((m) => m[1]);
+    const blocks = [...allDocs().matchAll(/```yaml\n(entries:[\s\S]*?)```/g)].map((m) => m[1]);
     expect(blocks.length).toBeGreaterThanOrEqual(2);
     for (const b of blocks) expect(loadPolicy({ policy: b }).entries.length).toBeGreaterThan(0);
   });
@@ -214,7 +234,7 @@ describe('secret names', () => {
   const script = read('scripts/make-kubeconfig.sh');
   const vars = Object.fromEntries([...script.matchAll(/^([a-z_]+)=([A-Za-z0-9-]+)$/gm)].map((m) => [m[1], m[2]]));
   const expand = (t: string) => t.replace(/\$\{?([a-z_]+)\}?/g, (all, v: string) => vars[v] ?? all);
-  const texts = { 'stack.yml': read('stack.yml'), 'README.md': read('README.md'), 'scripts/make-kubeconfig.sh': expand(script) };
+  const texts = { 'stack.yml': read('stack.yml'), 'README.md and docs/': allDocs(), 'scripts/make-kubeconfig.sh': expand(script) };
   const all = Object.values(texts).join('\n');
   const names = (re: RegExp, text = all) => new Set([...text.matchAll(re)].map((m) => m[1]));
 

@@ -9,6 +9,7 @@ import { Admin, clusterState, inClusterEnv } from './support/cluster.js';
 import { fixture, withFields } from './support/harness.js';
 import { TOOLS_HINT, buildLikeDockerfile, cloneWorkingTree, faasCli, faasCliLogsCommands, openfaasTools, processAlive, startLogGateway, startWatchdog, untilReady, type Watchdog } from './support/openfaas.js';
 import YAML from 'yaml';
+import { allDocs } from './support/docs.js';
 
 const TOOLS = openfaasTools();
 const describeTools = TOOLS ? describe : describe.skip;
@@ -180,7 +181,7 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
     mkdirSync(join(cwd, 'scripts'));
     copyFileSync('scripts/audit-log.sh', join(cwd, 'scripts', 'audit-log.sh'));
     try {
-      const commands = faasCliLogsCommands(readFileSync('README.md', 'utf8'));
+      const commands = faasCliLogsCommands(allDocs());
       expect(commands.length).toBeGreaterThanOrEqual(4);
       for (const command of commands) {
         // Asynchronously: the gateway stand-in answers from this process.
@@ -202,6 +203,27 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
       await gateway.stop();
     }
   }, 120_000);
+});
+
+describeTools('GitOps: `faas-cli generate -f stack.yml`, as the README shows it', () => {
+  it('writes the OpenFaaS Function resource with everything stack.yml sets', () => {
+    const clone = cloneWorkingTree();
+    try {
+      expect(readFileSync('README.md', 'utf8')).toContain('faas-cli generate -f stack.yml');
+      const docs = YAML.parseAllDocuments(faasCli(TOOLS as string, ['generate', '-f', 'stack.yml'], clone)).map((d) => d.toJS() as Record<string, any>);
+      const stack = (YAML.parse(readFileSync('stack.yml', 'utf8')) as { functions: Record<string, Record<string, any>> }).functions['falco-pod-delete'];
+      expect(docs).toHaveLength(1);
+      const fn = docs[0];
+      expect(fn).toMatchObject({ apiVersion: 'openfaas.com/v1', kind: 'Function', metadata: { name: 'falco-pod-delete', namespace: 'openfaas-fn' }, spec: { name: 'falco-pod-delete', image: stack.image, readOnlyRootFilesystem: true } });
+      // Every variable of stack.yml's environment, with its value as a string.
+      for (const [k, v] of Object.entries(stack.environment as Record<string, unknown>)) expect([k, fn.spec.environment[k]]).toEqual([k, String(v ?? '')]);
+      expect(fn.spec.annotations).toMatchObject(stack.annotations);
+      expect(fn.spec.labels).toMatchObject(stack.labels);
+      expect(fn.spec.limits.memory).toBe(stack.limits.memory);
+    } finally {
+      rmSync(clone, { recursive: true, force: true });
+    }
+  });
 });
 
 describeTools('the README\'s audit command when faas-cli cannot reach the gateway', () => {
@@ -252,6 +274,9 @@ describeTools('`faas-cli new --lang node18-ts-middleware` in a clone of this rep
     expect(ignored('template/node18-ts-middleware/new-file.ts')).toBe(false);
     expect(ignored('build/starter-fn/Dockerfile')).toBe(true);
     expect(ignored('.secrets/x')).toBe(true);
+    // What a user's own steps write: `faas-cli template pull ./`'s meta.json, a kubeconfig with a token.
+    expect(ignored('template/node18-ts-middleware/meta.json')).toBe(true);
+    expect(ignored('fpd.kubeconfig')).toBe(true);
     expect(readFileSync(join(clone, '.gitignore'), 'utf8')).toBe(readFileSync('.gitignore', 'utf8'));
   });
 

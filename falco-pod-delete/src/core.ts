@@ -8,7 +8,7 @@ import { FloodBound, type Peer, audit, auditLogger, bounded, createLogger } from
 import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
 import { Coordinator } from './coordination.js';
 import { Deadline } from './deadline.js';
-import { decide, type Guards } from './decision.js';
+import { decide, type Guards, guardsFrom } from './decision.js';
 import type { EnvelopeKind, Headers } from './envelope.js';
 import { intake } from './intake.js';
 import { ClientNodeKube } from './client-node.js';
@@ -97,18 +97,15 @@ export class FalcoResponse {
 
   constructor(readonly parts: Parts) {
     const { config, policy, kube, logger } = parts;
-    const guards: Guards = {
-      criticalNamespaces: config.criticalNamespaces,
-      self: { namespace: parts.namespace, name: config.podName },
-      maxAlertAgeSeconds: config.maxAlertAgeSeconds,
-      requireProof: config.authTokenFile === undefined,
-    };
+    const guards = guardsFrom(config, { namespace: parts.namespace, name: config.podName });
     this.guardsValue = guards;
     this.audit = auditLogger(logger);
     this.declinedLines = new FloodBound(config.declinedLinesPerSecond, 2 * config.declinedLinesPerSecond, (n, codes) =>
       this.audit.warn({ audit: true, decision: 'skip', outcome: 'suppressed', suppressed: n, codes }, `${n} declined or rejected alerts not audited one by one`));
     this.token = config.authTokenFile ? digest(readSecret(config.authTokenFile, 'AUTH_TOKEN_FILE')) : undefined;
-    this.responder = new Responder(kube, {
+    this.responder = new Responder({
+      kube,
+      settings: {
       dryRun: config.dryRun,
       gracePeriodSeconds: config.gracePeriodSeconds,
       optOutLabel: config.optOutLabel,
@@ -119,7 +116,14 @@ export class FalcoResponse {
       actionWindowMs: config.actionWindowSeconds * 1000,
       namespaceActionLimit: namespaceShare(config.namespaceActionLimit, config.actionLimit),
       eventDeadlineMs: config.alertDeadlineMs,
-    }, policy, guards, (msg, extra) => logger.warn(extra, msg), coordinatorFor(parts), (record) => this.audit.info(record, 'evidence'), parts.view);
+      },
+      policy,
+      guards,
+      warn: (msg, extra) => logger.warn(extra, msg),
+      coordinator: coordinatorFor(parts),
+      evidenceSink: (record) => this.audit.info(record, 'evidence'),
+      view: parts.view,
+    });
     const responder = this.responder;
     this.metrics = parts.metrics ?? new Metrics(false);
     this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit, viewPods: () => parts.view?.pods.size, viewSynced: () => parts.view?.synced });

@@ -16,6 +16,11 @@ export interface Guards {
   requireProof: boolean;
 }
 
+/** The guards as the function and explain both build them from the configuration (and the pod's own name, when known). */
+export function guardsFrom(config: { criticalNamespaces: readonly string[]; maxAlertAgeSeconds: number; authTokenFile?: string }, self: Guards['self']): Guards {
+  return { criticalNamespaces: config.criticalNamespaces, self, maxAlertAgeSeconds: config.maxAlertAgeSeconds, requireProof: config.authTokenFile === undefined };
+}
+
 export const UNPROVEN_REASON = 'the alert carries no container.id, and no caller authentication is configured: only alerts whose container.id belongs to the pod are acted on without it. Send alerts with a token (AUTH_TOKEN_FILE and Falcosidekick\'s webhook output), or keep container.id in Falco\'s output';
 
 export type DeclineCode =

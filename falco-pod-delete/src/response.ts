@@ -33,6 +33,20 @@ export interface ResponseSettings {
 
 type Act = Extract<Decision, { kind: 'act' }>;
 
+/** What the response stage is built from: the Kubernetes seam (null: no cluster, dry-run answers), its settings, the policy and guards. */
+export interface ResponderDeps {
+  kube: Kube | null;
+  settings: ResponseSettings;
+  policy: Policy;
+  guards: Guards;
+  warn: (msg: string, extra: object) => void;
+  /** Set with COORDINATION=cluster: the shared budget goes through the API. */
+  coordinator?: Coordinator;
+  evidenceSink?: EvidenceSink;
+  /** The local view of pods and namespaces, when on: checks ask it first. */
+  view?: PodView;
+}
+
 const DONE = (action: ActionKind): Outcome['result'] => actionOf(action).done;
 
 /**
@@ -59,18 +73,21 @@ export class Responder {
   private readonly afterAnswer: AfterAnswer;
   readonly lookups: NodeLookups | undefined;
 
-  constructor(
-    private readonly kube: Kube | null,
-    private readonly settings: ResponseSettings,
-    private readonly policy: Policy,
-    private readonly guards: Guards,
-    warn: (msg: string, extra: object) => void,
-    /** Set for several replicas: the shared budget goes through the API. */
-    readonly coordinator?: Coordinator,
-    evidenceSink: EvidenceSink = () => undefined,
-    /** The local view of pods and namespaces, when on: checks ask it first. */
-    readonly view?: PodView,
-  ) {
+  private readonly kube: Kube | null;
+  private readonly settings: ResponseSettings;
+  private readonly policy: Policy;
+  private readonly guards: Guards;
+  readonly coordinator: Coordinator | undefined;
+  readonly view: PodView | undefined;
+
+  constructor(deps: ResponderDeps) {
+    const { kube, settings, warn, evidenceSink = () => undefined, view } = deps;
+    this.kube = kube;
+    this.settings = settings;
+    this.policy = deps.policy;
+    this.guards = deps.guards;
+    this.coordinator = deps.coordinator;
+    this.view = view;
     this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs, settings.namespaceActionLimit);
     this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, settles);
     this.afterAnswer = new AfterAnswer(settings.eventDeadlineMs);

@@ -1,7 +1,7 @@
 // An in-memory Kube for in-process tests (fuzzing, explain agreement): pods are described by a subclass,
 // leases behave like the API's (AlreadyExists, resourceVersion preconditions).
 import type { PodRef } from '../../falco-pod-delete/src/alert.js';
-import type { Kube, LeaseRecord, LeaseSpec, PodSnapshot } from '../../falco-pod-delete/src/kube.js';
+import type { ControllerStatus, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube.js';
 
 export abstract class StubKube implements Kube {
   readonly touched: PodRef[] = [];
@@ -10,34 +10,34 @@ export abstract class StubKube implements Kube {
 
   protected abstract pod(p: PodRef): PodSnapshot;
 
-  async readPod(p: PodRef) {
+  async readPod(p: PodRef): Promise<PodSnapshot | null> {
     this.touched.push(p);
     return this.pod(p);
   }
   async listPodsOnNode() {
     return [this.pod({ namespace: 'default', name: 'found-by-container' })];
   }
-  async readNamespaceLabels() {
+  async readNamespaceLabels(_namespace: string): Promise<Record<string, string> | null> {
     return {};
   }
-  async deletePod(p: PodRef) {
+  async deletePod(p: PodRef, _verified: Verified, _grace: number | undefined, _dryRun: boolean): Promise<MutationResult> {
     this.touched.push(p);
-    return 'done' as const;
+    return 'done';
   }
-  async evictPod(p: PodRef) {
+  async evictPod(p: PodRef, _verified: Verified, _grace: number | undefined, _dryRun: boolean): Promise<MutationResult | { blocked: string }> {
     this.touched.push(p);
-    return 'done' as const;
+    return 'done';
   }
-  async readController() {
+  async readController(_namespace: string, _ref: WorkloadRef): Promise<ControllerStatus | null> {
     return null;
   }
   async readPodLog() {
     return '';
   }
   async ensureQuarantinePolicy() {}
-  async labelPod(p: PodRef) {
+  async labelPod(p: PodRef, _verified: Verified, _label: string, _hasLabels: boolean, _dryRun: boolean): Promise<MutationResult> {
     this.touched.push(p);
-    return 'done' as const;
+    return 'done';
   }
   async createEvent() {}
 

@@ -9,7 +9,7 @@ import { explain } from '../../falco-pod-delete/src/explain.js';
 import { POLICY_SCHEMA, loadPolicy } from '../../falco-pod-delete/src/policy.js';
 import { loadConfig } from '../../falco-pod-delete/src/config.js';
 
-/** The README's table of outcome codes, as the registry writes it. */
+/** docs/operations.md's table of outcome codes, as the registry writes it. */
 export function codesTable(): string {
   const rows = Object.entries(CODES as Record<string, CodeInfo>).map(([code, c]) => {
     const uses = c.uses.map((u) => `\`${u.result}\` ${u.status}`).join(', ');
@@ -62,10 +62,10 @@ describe('the action registry', () => {
 });
 
 describe('the code registry', () => {
-  it("is the README's table of outcome codes, row for row", () => {
-    const readme = readFileSync('README.md', 'utf8');
+  it("is docs/operations.md's table of outcome codes, row for row", () => {
+    const page = readFileSync('docs/operations.md', 'utf8');
     const expected = codesTable();
-    if (!readme.includes(expected)) throw new Error(`README.md's "Outcome codes" table differs from src/codes.ts; it should read:\n${expected}`);
+    if (!page.includes(expected)) throw new Error(`docs/operations.md's "Outcome codes" table differs from src/codes.ts; it should read:\n${expected}`);
   });
 
   it('has every code explain answers, for every sample and fixture under every policy shipped', async () => {
