@@ -94,6 +94,8 @@ export class Coordinator {
   /** The writes of this replica, one after another; the reserve queued and not started yet (it takes every waiter). */
   private chain: Promise<unknown> = Promise.resolve();
   private writing = 0;
+  /** Takes waiting for other replicas' reservations to come back. */
+  private polling = 0;
   /** Writes that landed: a read issued before one of them is older than what it wrote. */
   private writes = 0;
   private queued: Promise<Plan | undefined> | undefined;
@@ -134,8 +136,8 @@ export class Coordinator {
 
   /**
    * Slots a write reserves ahead for a namespace with alerts, beyond those waiting: an eighth of the budget
-   * while this replica is the only one with a grant; with others, none (what one replica holds unused, the
-   * others' bursts must wait for).
+   * while no other replica is active (so that the next alerts, in a burst or one at a time, find slots with
+   * no write); none beside active replicas, whose bursts would have to wait for slots held unused here.
    */
   private ahead(): number {
     return this.othersLive() ? 0 : Math.max(1, Math.min(64, Math.ceil(this.settings.actionLimit / 8)));
@@ -163,10 +165,11 @@ export class Coordinator {
   async takeSlot(namespace: string, deadline: Deadline): Promise<SlotHold | undefined | Refusal> {
     if (this.settings.actionLimit === 0) return undefined;
     const waitUntil = this.clock.now() + Math.min(RESERVED_WAIT_MS, Math.max(0, deadline.remaining() - 500));
+    // A take is activity (it holds off the idle settle) when it comes, not while it waits for other replicas.
+    this.lastTake = this.clock.now();
+    this.scheduleSettle();
     for (;;) {
       const now = this.clock.now();
-      this.lastTake = now;
-      this.scheduleSettle();
       const local = this.takeLocal(namespace, now);
       if (local?.kind === 'slot') return local.hold;
       if (local) {
@@ -202,8 +205,14 @@ export class Coordinator {
       // Short only for reservations other replicas hold: they settle when idle, so wait a little and read again.
       const waiting = short.heldElsewhere > 0;
       if (waiting && this.clock.now() < waitUntil) {
-        await this.clock.sleep(POLL_MS);
-        await this.refresh(deadline);
+        // While it waits, this replica reserves nothing ahead (refill): what others give back goes to alerts.
+        this.polling++;
+        try {
+          await this.clock.sleep(POLL_MS);
+          await this.refresh(deadline);
+        } finally {
+          this.polling--;
+        }
         continue;
       }
       return this.remember(namespace, short, waiting);
@@ -278,7 +287,7 @@ export class Coordinator {
    * for that namespace now, off the path (before the next alert of a burst needs a slot).
    */
   refill(): void {
-    if (sum(this.unspent) > 0 || this.writing > 0 || this.closed || this.settings.actionLimit === 0) return;
+    if (sum(this.unspent) > 0 || this.writing > 0 || this.polling > 0 || this.closed || this.settings.actionLimit === 0) return;
     const last = this.spent.at(-1)?.namespace;
     if (last !== undefined) this.hints.add(last);
     // Its own deadline: the alert's ends with its answer.
