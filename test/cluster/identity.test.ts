@@ -1,5 +1,6 @@
 // The function's identity as the real server sees it: least privilege checked by the server itself, a
 // permission taken away, the ServiceAccount replaced under a running function, and the CE kubeconfig.
+import { ACTIONS } from '../../falco-pod-delete/src/actions/index.js';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,6 +64,13 @@ describeCluster('the ServiceAccount from rbac.yaml on a real API server', () => 
     const want = (own: boolean) => new Set(calls.filter((c) => own || !NAMESPACED_IN_OWN.has(c.resource)).map((c) => `${c.verb} ${GROUP[c.resource]}/${c.resource}`));
     expect(await rulesFor(state().token, 'openfaas-fn')).toEqual(want(true));
     expect(await rulesFor(state().token, await admin.namespace('elsewhere'))).toEqual(want(false));
+  });
+
+  it("grants each registered action the RBAC rules it declares: the server's rules review of the token, in any namespace", async () => {
+    const granted = await rulesFor(state().token, await admin.namespace('actions'));
+    for (const a of ACTIONS) for (const r of a.rbac) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) {
+      expect([a.name, `${v} ${g}/${res}`, granted.has(`${v} ${g}/${res}`)]).toEqual([a.name, `${v} ${g}/${res}`, true]);
+    }
   });
 
   it('answers 403 naming the missing permission when the binding loses delete on pods, and deletes nothing', async () => {
