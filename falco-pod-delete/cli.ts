@@ -3,10 +3,8 @@
 // policy (the file given, else POLICY / POLICY_FILE, else the default) and the guards from the environment.
 // Exit status: 0 when no alert would be acted on, 1 when any would, 2 on bad input or a bad policy.
 import { readFileSync } from 'node:fs';
-import { loadConfig } from './src/config.js';
-import { guardsFrom } from './src/decision.js';
+import { decisionPartsFromEnv } from './src/decision.js';
 import { type Explanation, explain } from './src/explain.js';
-import { loadPolicy } from './src/policy.js';
 
 const USAGE = `usage: falco-pod-delete explain [policy-file] [--json] [--now] < alert.json | alerts.ndjson
   Reads Falco alerts on standard input (one JSON alert, a JSON array, or one alert per line) and prints what the
@@ -65,9 +63,7 @@ async function main(argv: string[]): Promise<number> {
   if (process.stdin.isTTY) {
     process.stderr.write('falco-pod-delete explain: reading Falco alerts from standard input (a terminal): paste one JSON alert, or one per line, then Ctrl-D; or pipe a file: npm run -s explain -- --now < samples/terminal-shell.json (--help for more)\n');
   }
-  const config = loadConfig(process.env);
-  const policy = files[0] ? loadPolicy({ policyFile: files[0] }) : loadPolicy(config);
-  const guards = guardsFrom(config, { namespace: config.podNamespace, name: undefined });
+  const { policy, guards } = decisionPartsFromEnv(process.env, { policyFile: files[0] });
   const bodies = documents(readFileSync(0, 'utf8'));
   let acted = 0;
   for (const [i, body] of bodies.entries()) {

@@ -7,7 +7,7 @@ import type { PodRef } from '../falco-pod-delete/src/alert.js';
 import { createLogger } from '../falco-pod-delete/src/audit.js';
 import { loadConfig } from '../falco-pod-delete/src/config.js';
 import { FalcoResponse } from '../falco-pod-delete/src/core.js';
-import type { PodSnapshot } from '../falco-pod-delete/src/kube.js';
+import type { PodSnapshot } from '../falco-pod-delete/src/kube/index.js';
 import { StubKube } from './support/stub-kube.js';
 import { DEFAULT_POLICY } from '../falco-pod-delete/src/policy.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './support/apiserver.js';

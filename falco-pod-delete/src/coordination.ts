@@ -26,8 +26,8 @@
 // resourceVersion preconditions, so of several replicas only one can act on the version they verified.
 import { ANY, type Grant, type Ledger, type Limits, type Plan, type Refusal, active, live, parseGrants, plan, settlePlan, sum, surelyFull } from './budget.js';
 import { Deadline } from './deadline.js';
-import { KubeError } from './kube-error.js';
-import type { Kube, LeaseRecord, LeaseSpec } from './kube.js';
+import { KubeError } from './kube/kube-error.js';
+import type { Kube, LeaseRecord, LeaseSpec } from './kube/index.js';
 
 export type { Refusal } from './budget.js';
 

@@ -1,25 +1,21 @@
 // The pipeline every platform adapter calls: envelope -> alert -> decision -> response -> answer + audit.
 import { ACTIONS, LOOKUP_ACTION, actionOf } from './actions/index.js';
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Alert } from './alert.js';
-import { FloodBound, type Peer, audit, auditLogger, bounded, createLogger } from './audit.js';
-import { type Config, ConfigError, loadConfig, readSecret } from './config.js';
-import { Coordinator } from './coordination.js';
+import { FloodBound, type Peer, audit, auditLogger, bounded } from './audit.js';
+import { readSecret } from './config.js';
 import { Deadline } from './deadline.js';
 import { decide, type Guards, guardsFrom } from './decision.js';
 import type { EnvelopeKind, Headers } from './envelope.js';
 import { intake } from './intake.js';
-import { ClientNodeKube } from './client-node.js';
-import { type ClusterSource, discoverCluster, identityOf } from './cluster.js';
-import type { Kube } from './kube.js';
 import { type Outcome, failed, httpStatus } from './outcome.js';
-import { type Policy, loadPolicy } from './policy.js';
 import { Responder } from './response.js';
 import { Metrics } from './metrics.js';
 import { namespaceShare } from './bounds.js';
-import { PodView } from './view.js';
+import { type Parts, type Seams, coordinatorFor, partsFromEnv } from './parts.js';
+
+export type { Parts } from './parts.js';
 
 export interface Answer {
   status: number;
@@ -34,47 +30,12 @@ export interface Delivery {
   peer?: string;
 }
 
-export interface Parts {
-  config: Config;
-  /** Supplied by fromEnv (its Kubernetes client reports to it); made here when absent. */
-  metrics?: Metrics;
-  policy: Policy;
-  kube: Kube | null;
-  logger: Logger;
-  namespace: string | undefined;
-  cluster: ClusterSource['kind'];
-  /** The local view of pods and namespaces (POD_VIEW=on with a cluster): started by start(). */
-  view?: PodView;
-}
-
-/** The namespace the function runs in: the service-account mount (present in every pod), else POD_NAMESPACE. */
-function ownNamespace(config: Config): string | undefined {
-  const file = `${config.serviceAccountPathPrefix}/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim() || undefined;
-  return config.podNamespace;
-}
-
 /** The outcomes that count as an action taken (the actions metric): each action's word, and a dry run. */
 const ACTED = new Set<string>([...ACTIONS.filter((a) => a.acts).map((a) => a.done), 'dry-run']);
 
 /** Declines and rejections make no API call on the alert's path (Events have their own deadline): none to set up. */
 const NO_DEADLINE = new Deadline(1);
 NO_DEADLINE.dispose();
-
-/** The shared budget lives in the function's own namespace; without one, several replicas cannot share it. */
-function coordinatorFor(parts: Parts): Coordinator | undefined {
-  const { config, kube, namespace } = parts;
-  if (!config.clusterCoordination || !kube) return undefined;
-  if (!namespace) throw new ConfigError('COORDINATION', "is cluster, which keeps the shared budget in the function's namespace: none is known (no service-account mount, no namespace in the kubeconfig context); set POD_NAMESPACE, or COORDINATION=single for exactly one replica");
-  return new Coordinator(kube, {
-    namespace,
-    // One grant per process: a restarted pod of the same name must not take over what a dead one may have spent.
-    identity: `${config.podName ?? 'falco-pod-delete'}-${randomUUID().slice(0, 8)}`,
-    actionLimit: config.actionLimit,
-    actionWindowMs: config.actionWindowSeconds * 1000,
-    namespaceActionLimit: namespaceShare(config.namespaceActionLimit, config.actionLimit),
-  });
-}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -131,44 +92,9 @@ export class FalcoResponse {
 
   readonly metrics: Metrics;
 
-  /** Everything from the environment, validated once; throws ConfigError or PolicyError naming what is wrong. */
-  static fromEnv(env: Record<string, string | undefined> = process.env, logger?: Logger): FalcoResponse {
-    const config = loadConfig(env);
-    const log = logger ?? createLogger(config.logLevel);
-    const policy = loadPolicy(config);
-    const source = discoverCluster(config, env);
-    const metrics = new Metrics();
-    const kube = source.kind === 'none' ? null : new ClientNodeKube(source, config.apiTimeoutMs, config.maxInFlightApiCalls, (v, r, c, s) => metrics.observeKube(v, r, c, s));
-    // Own namespace: the service-account mount, POD_NAMESPACE, else the kubeconfig context's (outside a cluster).
-    const namespace = ownNamespace(config) ?? (source.kind === 'none' ? undefined : source.kc.getContextObject(source.kc.getCurrentContext())?.namespace);
-    const identity = identityOf(source);
-    const live = source.kind !== 'none' && !config.dryRun;
-    const startup = {
-      cluster: source.kind,
-      server: source.kind === 'none' ? undefined : source.kc.getCurrentCluster()?.server,
-      identity: identity.name,
-      actions: live ? 'real' : 'dry-run',
-      dryRun: !live,
-      criticalNamespaces: config.criticalNamespaces,
-      policyEntries: policy.entries.map((e) => `${e.name}: ${e.action}`),
-      actionLimit: config.actionLimit === 0 ? 'off' : `${config.actionLimit}/${config.actionWindowSeconds}s`,
-      namespaceActionLimit: config.actionLimit === 0 ? 'off' : namespaceShare(config.namespaceActionLimit, config.actionLimit),
-      coordination: config.clusterCoordination ? `cluster (Leases in ${namespace ?? '?'})` : 'single replica',
-      sharedSecret: config.authTokenFile !== undefined,
-    };
-    if (source.kind === 'none') {
-      log.warn(startup, 'DRY-RUN: no cluster configuration found (no KUBECONFIG_FILE, no in-cluster service account, no KUBECONFIG); alerts are decided and logged, nothing is deleted');
-    } else if (!live) {
-      log.info(startup, `started in DRY_RUN mode against ${startup.server} as ${identity.name}: nothing will be changed (server-side dry runs and FalcoResponseDryRun Events only)`);
-    } else if (!identity.serviceAccount) {
-      // The user's own credentials: neither rbac.yaml's least privilege nor guardrails.yaml (bound to the function's ServiceAccount) limits them.
-      log.warn(startup, `LIVE: deletions are real, against ${startup.server} as ${identity.name}, which is not a ServiceAccount: rbac.yaml and guardrails.yaml do not limit these credentials. Set DRY_RUN=true to see what it would do first`);
-    } else {
-      log.info(startup, `started: actions are real, against ${startup.server} as ${identity.name}`);
-    }
-    const listWatch = kube && config.podView ? kube.listWatch : undefined;
-    const view = listWatch ? new PodView(listWatch, { maxPods: config.viewMaxPods, log: (level, msg, extra) => log[level](extra, msg) }) : undefined;
-    return new FalcoResponse({ config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics, view });
+  /** Everything from the environment, validated once (parts.ts); throws ConfigError or PolicyError naming what is wrong. */
+  static fromEnv(env: Record<string, string | undefined> = process.env, logger?: Logger, seams?: Seams): FalcoResponse {
+    return new FalcoResponse(partsFromEnv(env, logger, seams));
   }
 
   get logger(): Logger {

@@ -1,5 +1,5 @@
 // Time budgets: one deadline per alert, a timeout per API attempt inside it, and a cap on calls in flight.
-import { KubeError } from './kube-error.js';
+import { KubeError } from './kube/kube-error.js';
 
 export class Deadline {
   private readonly controller = new AbortController();

@@ -1,7 +1,8 @@
 // The decision: a pure function of the alert, the policy and the guards. No I/O; every safety rule lives here.
 import { type Alert, type PodRef, containerIdOf, field, invalidNameReason, isInternalEvent, isTestEvent, targetOf } from './alert.js';
 import { actionOf } from './actions/index.js';
-import { type ActionKind, type EvidenceRules, type Policy, type WorkloadRules, entryMatches, evidenceRules, matchPolicy, workloadRules } from './policy.js';
+import { type Config, loadConfig } from './config.js';
+import { type ActionKind, type EvidenceRules, type Policy, type WorkloadRules, entryMatches, evidenceRules, loadPolicy, matchPolicy, workloadRules } from './policy.js';
 
 export interface Guards {
   criticalNamespaces: readonly string[];
@@ -19,6 +20,13 @@ export interface Guards {
 /** The guards as the function and explain both build them from the configuration (and the pod's own name, when known). */
 export function guardsFrom(config: { criticalNamespaces: readonly string[]; maxAlertAgeSeconds: number; authTokenFile?: string }, self: Guards['self']): Guards {
   return { criticalNamespaces: config.criticalNamespaces, self, maxAlertAgeSeconds: config.maxAlertAgeSeconds, requireProof: config.authTokenFile === undefined };
+}
+
+/** What a decision needs (the function's and explain's alike): the configuration, the policy, the guards. */
+export function decisionPartsFromEnv(env: Record<string, string | undefined>, opts: { policyFile?: string; self?: Guards['self'] } = {}): { config: Config; policy: Policy; guards: Guards } {
+  const config = loadConfig(env);
+  const policy = opts.policyFile ? loadPolicy({ policyFile: opts.policyFile }) : loadPolicy(config);
+  return { config, policy, guards: guardsFrom(config, opts.self ?? { namespace: config.podNamespace, name: undefined }) };
 }
 
 export const UNPROVEN_REASON = 'the alert carries no container.id, and no caller authentication is configured: only alerts whose container.id belongs to the pod are acted on without it. Send alerts with a token (AUTH_TOKEN_FILE and Falcosidekick\'s webhook output), or keep container.id in Falco\'s output';

@@ -4,7 +4,7 @@
 import { ACTION_EVENTS, DRY_RUN_EVENT } from './actions/index.js';
 import type { Alert, PodRef } from './alert.js';
 import type { AfterAnswer } from './deadline.js';
-import type { Kube } from './kube.js';
+import type { Kube } from './kube/index.js';
 
 const EVENT_BURST = 50;
 const EVENTS_PER_SECOND = 20;

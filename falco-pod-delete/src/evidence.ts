@@ -2,7 +2,7 @@
 // lines of each container's log, each as its own bounded JSON record on stdout. Collecting never blocks
 // containment: what cannot be had within its own short deadline is reported missing, with why.
 import { Deadline } from './deadline.js';
-import type { Kube, PodSnapshot } from './kube.js';
+import type { Kube, PodSnapshot } from './kube/index.js';
 import type { WorkloadFacts } from './outcome.js';
 import type { EvidenceRules } from './policy.js';
 

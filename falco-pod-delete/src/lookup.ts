@@ -8,7 +8,7 @@
 // often has, is in it. resourceVersion=0 would be served from the watch cache, possibly stale, and miss it;
 // the bounds above keep what consistent reads cost etcd (before ConsistentListFromCache, 1.31) small.
 import type { Deadline } from './deadline.js';
-import type { Kube, PodSnapshot } from './kube.js';
+import type { Kube, PodSnapshot } from './kube/index.js';
 
 export const NODE_LIST_TTL_MS = 2000;
 export const UNKNOWN_NODE_LISTS_PER_SECOND = 1;

@@ -2,7 +2,7 @@
 import type { PodRef } from './alert.js';
 import type { ActionKind } from './actions/index.js';
 import type { OutcomeCode, Result } from './codes.js';
-import { KubeError } from './kube-error.js';
+import { KubeError } from './kube/kube-error.js';
 
 export type DecisionName = ActionKind | 'skip' | 'reject';
 

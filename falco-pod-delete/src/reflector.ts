@@ -2,7 +2,7 @@
 // resourceVersion with bookmarks, and feeds a store. A watch that ends is resumed from the last version seen; a
 // 410 Gone (the version is too old) means list again. Every failure waits (jittered, growing backoff) and tries
 // again; the reflector never stops until it is told to. It never acts on anything: it only keeps a view.
-import { type ListWatch, WatchError } from './client-node.js';
+import { type ListWatch, WatchError } from './kube/client-node.js';
 
 export interface ReflectorStore<T> {
   /** Everything, from a new list: what is not in it is gone. */
@@ -39,8 +39,6 @@ export class Reflector<T> {
   /** When the current watch was last known to be open, or 0 while listing or broken. */
   private watchingSince = 0;
   private lastBroken = 0;
-  /** Lists and watches made: for the tests and the bench. */
-  readonly counts = { lists: 0, watches: 0, relists: 0, gone: 0 };
   private listed = false;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -63,20 +61,6 @@ export class Reflector<T> {
     if (!this.listed || this.stopped) return false;
     if (this.state === 'watching') return true;
     return this.state !== 'too-large' && this.lastBroken > 0 && now - this.lastBroken < graceMs && this.watchingSince > 0;
-  }
-
-  /** The version the next watch resumes from. Tests set it to an old one to make the server answer 410. */
-  get resumeFrom(): string {
-    return this.resourceVersion;
-  }
-
-  set resumeFrom(rv: string) {
-    this.resourceVersion = rv;
-  }
-
-  /** Ends the current watch as a broken connection would (tests; the reflector resumes by itself). */
-  dropWatch(): void {
-    this.abort.abort();
   }
 
   private setState(state: ReflectorState, detail: string): void {
@@ -114,8 +98,6 @@ export class Reflector<T> {
         const gone = e instanceof WatchError && e.status === 410;
         this.setState('broken', gone ? `watch ${this.opts.path}: resourceVersion ${this.resourceVersion} is too old (410): listing again` : `watch ${this.opts.path}: ${(e as Error).message}`);
         if (gone) {
-          this.counts.gone++;
-          this.counts.relists++;
           this.resourceVersion = '';
           continue;
         }
@@ -135,7 +117,6 @@ export class Reflector<T> {
     let next: string | undefined;
     let rv = '';
     do {
-      this.counts.lists++;
       // No resourceVersion: a consistent read, so the view starts from what the server has now.
       const query: Record<string, string> = { limit: String(this.opts.pageSize ?? 500) };
       if (next) query.continue = next;
@@ -170,7 +151,6 @@ export class Reflector<T> {
   }
 
   private async watch(): Promise<void> {
-    this.counts.watches++;
     const signal = this.signal();
     // The server's own timeout, randomised as client-go does (5 to 10 minutes), so replicas do not resume together.
     const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));

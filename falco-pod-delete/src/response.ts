@@ -10,7 +10,7 @@ import { AfterAnswer, type Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
 import { EvidenceCollector, type EvidenceSink } from './evidence.js';
-import { type Kube, KubeError, type PodSnapshot } from './kube.js';
+import { type Kube, KubeError, type PodSnapshot } from './kube/index.js';
 import { type Outcome, type OutcomeCode, type WorkloadFacts, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
 import { NodeLookups } from './lookup.js';

@@ -3,7 +3,7 @@
 import type { OutcomeCode } from './codes.js';
 import type { Decision } from './decision.js';
 import type { Deadline } from './deadline.js';
-import type { Kube, PodSnapshot } from './kube.js';
+import type { Kube, PodSnapshot } from './kube/index.js';
 import type { PodView } from './view.js';
 
 type Act = Extract<Decision, { kind: 'act' }>;

@@ -7,9 +7,9 @@
 // Acting on a view's pod is safe even when the view lags: the action carries the pod's uid and
 // resourceVersion as preconditions, and a pod changed since answers 409, after which it is read again.
 import type { PodRef } from './alert.js';
-import type { ListWatch } from './client-node.js';
-import type { PodSnapshot } from './kube.js';
-import { snapshot } from './pod-snapshot.js';
+import type { ListWatch } from './kube/client-node.js';
+import type { PodSnapshot } from './kube/index.js';
+import { snapshot } from './kube/pod-snapshot.js';
 import { Reflector, type ReflectorState, type ReflectorStore } from './reflector.js';
 
 /** Container ids are indexed by this many leading characters: Falco's container.id is the 12-character short id. */

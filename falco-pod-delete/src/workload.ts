@@ -1,6 +1,6 @@
 // What runs the pod: the owner chain (ReplicaSet -> Deployment, StatefulSet, DaemonSet, Job -> CronJob, or none),
 // and the availability guard that keeps a service up while its compromised pod goes.
-import { CONTROLLER_KINDS, type ControllerStatus, type Kube, type PodSnapshot, type WorkloadRef } from './kube.js';
+import { CONTROLLER_KINDS, type ControllerStatus, type Kube, type PodSnapshot, type WorkloadRef } from './kube/index.js';
 import type { Deadline } from './deadline.js';
 import type { WorkloadFacts } from './outcome.js';
 import { ISOLATE, actionOf } from './actions/index.js';

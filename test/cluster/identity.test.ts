@@ -16,7 +16,7 @@ const shellIn = (namespace: string, pod: string, containerId: string) =>
 
 /** Every (verb, resource) the Kubernetes seam calls, read from its source: the code is the list. */
 function callsInCode(): Array<{ verb: string; resource: string }> {
-  const src = readFileSync('falco-pod-delete/src/client-node.ts', 'utf8');
+  const src = readFileSync('falco-pod-delete/src/kube/client-node.ts', 'utf8');
   const seen = new Map<string, { verb: string; resource: string }>();
   // The view's reflectors list and watch the collections they are given.
   for (const m of readFileSync('falco-pod-delete/src/view.ts', 'utf8').matchAll(/path: '\/api\/v1\/([a-z]+)'/g)) {

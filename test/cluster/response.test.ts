@@ -1,6 +1,6 @@
 // The function against a real kube-apiserver (RBAC on, the project's rbac.yaml, the ServiceAccount's own
 // token from the TokenRequest API), in-cluster style as in a pod: every path that acts or refuses to.
-import type { Kube } from '../../falco-pod-delete/src/kube.js';
+import type { Kube } from '../../falco-pod-delete/src/kube/index.js';
 import { describeCluster, withClusterFunction, withRacingKube } from '../support/cluster.js';
 import { fixture, withFields } from '../support/harness.js';
 

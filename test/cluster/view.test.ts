@@ -3,11 +3,12 @@
 // when it now opts out), a watch that breaks and resumes, a relist after the server's own 410 (on a control
 // plane that compacts etcd every 2 s), a cache miss, and the ceiling above which the view turns itself off.
 import { Deadline } from '../../falco-pod-delete/src/deadline.js';
-import type { Kube } from '../../falco-pod-delete/src/kube.js';
+import type { Kube } from '../../falco-pod-delete/src/kube/index.js';
 import { PodView } from '../../falco-pod-delete/src/view.js';
 import * as k8s from '@kubernetes/client-node';
 import { Admin, type ClusterState, describeCluster, ownControlPlane, serviceAccountFiles, withClusterFunction, withRacingKube } from '../support/cluster.js';
 import { fixture, type RunningFunction, startFunction, withFields } from '../support/harness.js';
+import { ListWatchProbe } from '../support/list-watch-probe.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
@@ -77,16 +78,16 @@ describeCluster('the local view of pods and namespaces', () => {
   });
 
   it('a watch that breaks is resumed from where it was, and what changed meanwhile reaches the view', async () => {
-    const fn = await c.start();
+    let probe: ListWatchProbe | undefined;
+    const fn = await c.start({}, { listWatch: (real) => (probe = new ListWatchProbe(real)) });
     await until(() => view(fn).synced);
-    const reflector = view(fn).podReflector;
-    const lists = reflector.counts.lists;
-    reflector.dropWatch();
+    const lists = probe!.counts.lists;
+    probe!.dropWatch();
     const pod = await c.admin.pod(c.ns, 'late-0');
     await until(() => view(fn).pod({ namespace: c.ns, name: 'late-0' })?.containerIds[0] === pod.containerId);
-    expect(reflector.counts.watches).toBeGreaterThanOrEqual(2);
-    expect(reflector.counts.lists).toBe(lists);
-    expect(reflector.counts.gone).toBe(0);
+    expect(probe!.counts.watches).toBeGreaterThanOrEqual(2);
+    expect(probe!.counts.lists).toBe(lists);
+    expect(probe!.counts.gone).toBe(0);
     expect((await fn.post(shellIn(c.ns, 'late-0', pod.containerId))).body).toMatchObject({ outcome: 'deleted' });
   });
 
@@ -119,18 +120,19 @@ describeCluster('the view after its resourceVersion was compacted away (a contro
   it('after a 410 Gone on a resumed watch, lists again and serves the pods made meanwhile', async () => {
     const ns = await admin.namespace('apps');
     const prefix = serviceAccountFiles(plane.state);
-    fn = await startFunction({ KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(plane.state.port), SERVICEACCOUNT_PATH_PREFIX: prefix, HOSTNAME: 'falco-pod-delete-410', RECORD_EVENTS: 'false' });
+    let probe: ListWatchProbe | undefined;
+    fn = await startFunction({ KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(plane.state.port), SERVICEACCOUNT_PATH_PREFIX: prefix, HOSTNAME: 'falco-pod-delete-410', RECORD_EVENTS: 'false' }, { listWatch: (real) => (probe = new ListWatchProbe(real)) });
     await until(() => view(fn!).synced);
-    const reflector = view(fn).podReflector;
-    const from = reflector.resumeFrom;
+    const from = probe!.lastFrom as string;
+    const lists = probe!.counts.lists;
     // Writes, then two compactions past them: the version the view has is no longer in etcd.
     for (let i = 0; i < 3; i++) await admin.pod(ns, `before-${i}`);
     await new Promise((r) => setTimeout(r, 5000));
-    reflector.resumeFrom = from;
-    reflector.dropWatch();
+    probe!.resumeNextFrom(from);
+    probe!.dropWatch();
     const pod = await admin.pod(ns, 'after-410');
-    await until(() => reflector.counts.gone >= 1 && view(fn!).pod({ namespace: ns, name: 'after-410' })?.containerIds[0] === pod.containerId, 20_000);
-    expect(reflector.counts.relists).toBeGreaterThanOrEqual(1);
+    await until(() => probe!.counts.gone >= 1 && view(fn!).pod({ namespace: ns, name: 'after-410' })?.containerIds[0] === pod.containerId, 20_000);
+    expect(probe!.counts.lists).toBeGreaterThan(lists);
     expect(fn.lines.some((l) => String(l.msg).includes('is too old (410): listing again'))).toBe(true);
     expect(view(fn).pod({ namespace: ns, name: 'before-2' })).toBeDefined();
     expect((await fn.post(shellIn(ns, 'after-410', pod.containerId))).body).toMatchObject({ outcome: 'deleted' });

@@ -1,14 +1,15 @@
 // The real control plane from global-setup.mjs, as the cluster suites use it: an admin client for arranging
 // namespaces and pods, the function's ServiceAccount files, and the in-cluster environment a pod would have.
+import type { Seams } from '../../falco-pod-delete/src/parts.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import { ClientNodeKube } from '../../falco-pod-delete/src/client-node.js';
-import { discoverCluster } from '../../falco-pod-delete/src/cluster.js';
+import { ClientNodeKube } from '../../falco-pod-delete/src/kube/client-node.js';
+import { discoverCluster } from '../../falco-pod-delete/src/kube/cluster.js';
 import { loadConfig } from '../../falco-pod-delete/src/config.js';
 import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
 import { httpFunction } from '../../falco-pod-delete/src/express.js';
-import type { Kube } from '../../falco-pod-delete/src/kube.js';
+import type { Kube } from '../../falco-pod-delete/src/kube/index.js';
 import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
 import { startServer } from '../../template/node18-ts-middleware/server.js';
 import { captureLogger, type LogLine, type RunningFunction, startFunction } from './harness.js';
@@ -222,7 +223,7 @@ export interface ClusterFunction {
   ns: string;
   /** The function `start` ran in the current test; drained and stopped after it. */
   fn: RunningFunction | undefined;
-  start: (extra?: Record<string, string>) => Promise<RunningFunction>;
+  start: (extra?: Record<string, string>, seams?: Seams) => Promise<RunningFunction>;
 }
 
 /** Per test on the real server: a new namespace, and `start` runs the function in-cluster with `defaults`. */
@@ -244,7 +245,7 @@ export function withClusterFunction(defaults: Record<string, string> = {}, opts:
     await c.fn?.stop();
     c.fn = undefined;
   });
-  c.start = async (extra = {}) => (c.fn = await startFunction(inClusterEnv({ ...defaults, ...extra }, identity?.token(), identity?.namespace).env));
+  c.start = async (extra = {}, seams?: Seams) => (c.fn = await startFunction(inClusterEnv({ ...defaults, ...extra }, identity?.token(), identity?.namespace).env, seams));
   return c;
 }
 

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../falco-pod-delete/src/audit.js';
 import { FakeApiServer, inClusterEnv, stageServiceAccount } from './apiserver.js';
 import { FalcoResponse } from '../../falco-pod-delete/src/core.js';
+import type { Seams } from '../../falco-pod-delete/src/parts.js';
 import { httpFunction } from '../../falco-pod-delete/src/express.js';
 import { type Running, startServer } from '../../template/node18-ts-middleware/server.js';
 
@@ -30,9 +31,9 @@ export function captureLogger(lines: LogLine[], level = 'info') {
   return createLogger(level, sink as unknown as Parameters<typeof createLogger>[1]);
 }
 
-export async function startFunction(env: Record<string, string | undefined>): Promise<RunningFunction> {
+export async function startFunction(env: Record<string, string | undefined>, seams?: Seams): Promise<RunningFunction> {
   const lines: LogLine[] = [];
-  const fn = FalcoResponse.fromEnv(env, captureLogger(lines));
+  const fn = FalcoResponse.fromEnv(env, captureLogger(lines), seams);
   const running = await startServer(httpFunction(fn, { metricsPort: env.METRICS_PORT ? Number(env.METRICS_PORT) : undefined, metricsHost: '127.0.0.1' }), { port: 0, host: '127.0.0.1', bodyLimit: env.max_body_size ?? '512kb', drainMs: 2000 });
   const url = `http://127.0.0.1:${running.port}/`;
   const post = async (body: unknown, headers: Record<string, string> = {}) => {

@@ -1,7 +1,7 @@
 // An in-memory Kube for in-process tests (fuzzing, explain agreement): pods are described by a subclass,
 // leases behave like the API's (AlreadyExists, resourceVersion preconditions).
 import type { PodRef } from '../../falco-pod-delete/src/alert.js';
-import type { ControllerStatus, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube.js';
+import type { ControllerStatus, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
 
 export abstract class StubKube implements Kube {
   readonly touched: PodRef[] = [];

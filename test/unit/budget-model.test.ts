@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { type Grant, heldIn, parseGrants, usedIn } from '../../falco-pod-delete/src/budget.js';
 import { BUDGET_LEASE, type Clock, Coordinator, GRANTS, type Refusal, type SlotHold } from '../../falco-pod-delete/src/coordination.js';
 import { Deadline } from '../../falco-pod-delete/src/deadline.js';
-import type { Kube, LeaseRecord, LeaseSpec } from '../../falco-pod-delete/src/kube.js';
+import type { Kube, LeaseRecord, LeaseSpec } from '../../falco-pod-delete/src/kube/index.js';
 
 const WINDOW = 60_000;
 const TOLERANCE_MS = 1000;

@@ -4,7 +4,7 @@
 import type { PodRef } from '../../falco-pod-delete/src/alert.js';
 import { BUDGET_LEASE, type Clock, Coordinator, GRANTS, IDLE_MS, type SlotHold } from '../../falco-pod-delete/src/coordination.js';
 import { Deadline } from '../../falco-pod-delete/src/deadline.js';
-import type { PodSnapshot } from '../../falco-pod-delete/src/kube.js';
+import type { PodSnapshot } from '../../falco-pod-delete/src/kube/index.js';
 import { StubKube } from '../support/stub-kube.js';
 
 class Leases extends StubKube {

@@ -6,7 +6,7 @@ import type { PodRef } from '../../falco-pod-delete/src/alert.js';
 import { Deadline } from '../../falco-pod-delete/src/deadline.js';
 import { decide, guardsFrom } from '../../falco-pod-delete/src/decision.js';
 import { intake } from '../../falco-pod-delete/src/intake.js';
-import type { ControllerStatus, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube.js';
+import type { ControllerStatus, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
 import type { Outcome } from '../../falco-pod-delete/src/outcome.js';
 import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
 import { Responder, type ResponseSettings } from '../../falco-pod-delete/src/response.js';

@@ -3,7 +3,7 @@
 // This module sits low in the import graph: the Kubernetes seam and nothing else.
 import type { PodRef } from '../alert.js';
 import type { Deadline } from '../deadline.js';
-import type { Kube, MutationResult, PodSnapshot } from '../kube.js';
+import type { Kube, MutationResult, PodSnapshot } from '../kube/index.js';
 
 /** One rule of a ClusterRole, as rbac.yaml writes it. */
 export interface RbacRule {

@@ -1,6 +1,6 @@
 // The facts the function keeps of a pod, from the API's V1Pod.
 import type * as k8s from '@kubernetes/client-node';
-import type { PodSnapshot, WorkloadRef } from './kube.js';
+import type { PodSnapshot, WorkloadRef } from './index.js';
 
 /** The facts of a pod; `manifest` (for evidence) only when asked, since the local view keeps thousands. */
 export function snapshot(pod: k8s.V1Pod, withManifest = true): PodSnapshot {

@@ -2,11 +2,11 @@
 // retries inside the alert's deadline, and each call's answer turned into what the response stage expects.
 import { Agent, request } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
-import type { PodRef } from './alert.js';
+import type { PodRef } from '../alert.js';
 import { type ClusterSource, type TokenFile, tlsOptions } from './cluster.js';
-import { type Deadline, Slots } from './deadline.js';
+import { type Deadline, Slots } from '../deadline.js';
 import { type HandledStatus, KubeError, type Target, classify, isStatus } from './kube-error.js';
-import type { ControllerStatus, EventNote, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from './kube.js';
+import type { ControllerStatus, EventNote, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from './index.js';
 import { leaseBody, leaseRecord } from './leases.js';
 import { controllerOf, snapshot } from './pod-snapshot.js';
 import { QUARANTINE_POLICY, quarantineSpec, quarantineSpecProblem } from './quarantine.js';

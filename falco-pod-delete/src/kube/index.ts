@@ -1,8 +1,8 @@
 // The Kubernetes seam: what the response stage asks of the API, as a small interface and the shapes it trades in.
-// Its rooms: cluster.ts (which cluster, as whom), kube-error.ts (what a failure means), pod-snapshot.ts (the
-// facts kept of a pod), leases.ts (Lease bodies), client-node.ts (the implementation), view.ts (the local view).
-import type { PodRef } from './alert.js';
-import type { Deadline } from './deadline.js';
+// Its rooms, beside this file in src/kube/: cluster.ts (which cluster, as whom), kube-error.ts (what a failure means), pod-snapshot.ts (the
+// facts kept of a pod), leases.ts (Lease bodies), quarantine.ts, client-node.ts (the implementation); ../view.ts is the local view.
+import type { PodRef } from '../alert.js';
+import type { Deadline } from '../deadline.js';
 
 export { KubeError } from './kube-error.js';
 

@@ -1,7 +1,7 @@
 // coordination.k8s.io Lease bodies as the API server accepts them, and the records the function reads back.
 import type * as k8s from '@kubernetes/client-node';
 import { KubeError } from './kube-error.js';
-import type { LeaseRecord, LeaseSpec } from './kube.js';
+import type { LeaseRecord, LeaseSpec } from './index.js';
 
 /**
  * A metav1.MicroTime: the API server decodes Lease times only with exactly six fractional digits, and
