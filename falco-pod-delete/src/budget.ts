@@ -17,6 +17,9 @@ export interface Grant {
 
 /** The key of share slots usable in any namespace. */
 export const ANY = '*';
+/** A reservation is usable this long after it was written, less SKEW_MS (clocks of nodes differ a little). */
+export const HOLD_MS = 30_000;
+export const SKEW_MS = 2_000;
 
 export interface Limits {
   /** ACTION_LIMIT: actions in any window across all replicas. */
@@ -222,7 +225,7 @@ export function settlePlan(l: Ledger, ahead: number): Record<string, number> {
 }
 
 /** The grants in a budget Lease's annotation; an unreadable one counts as a full budget (never as an empty one). */
-export function parseGrants(raw: string | undefined, now: number, hold: number): Record<string, Grant> {
+export function parseGrants(raw: string | undefined, now: number): Record<string, Grant> {
   try {
     const parsed = JSON.parse(raw ?? '{}') as Record<string, Partial<Grant>>;
     const grants: Record<string, Grant> = {};
@@ -236,6 +239,6 @@ export function parseGrants(raw: string | undefined, now: number, hold: number):
     }
     return grants;
   } catch {
-    return { '(unreadable)': { t: now, u: now + hold, k: Number.MAX_SAFE_INTEGER, n: { [ANY]: Number.MAX_SAFE_INTEGER }, used: {} } };
+    return { '(unreadable)': { t: now, u: now + HOLD_MS, k: Number.MAX_SAFE_INTEGER, n: { [ANY]: Number.MAX_SAFE_INTEGER }, used: {} } };
   }
 }

@@ -24,7 +24,7 @@
 //
 // Exactly-once on a pod is not here: the DELETE, the eviction and the isolate patch carry uid and
 // resourceVersion preconditions, so of several replicas only one can act on the version they verified.
-import { ANY, type Grant, type Ledger, type Limits, type Plan, type Refusal, active, live, parseGrants, plan, settlePlan, sum, surelyFull } from './budget.js';
+import { ANY, type Grant, HOLD_MS, SKEW_MS, type Ledger, type Limits, type Plan, type Refusal, active, live, parseGrants, plan, settlePlan, sum, surelyFull } from './budget.js';
 import { Deadline } from './deadline.js';
 import { KubeError } from './kube/kube-error.js';
 import type { Kube, LeaseRecord, LeaseSpec } from './kube/index.js';
@@ -35,9 +35,6 @@ const MANAGED = { 'app.kubernetes.io/managed-by': 'falco-pod-delete' };
 export const BUDGET_LEASE = 'fpd-budget';
 const BUDGET_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'budget' };
 export const GRANTS = 'falco-pod-delete/grants';
-/** A reservation is usable this long after it was written, less SKEW_MS (clocks of nodes differ a little). */
-const HOLD_MS = 30_000;
-const SKEW_MS = 2_000;
 /** Idle this long, a replica settles: its actions recorded, its reservation back to the one slot it keeps ahead. */
 export const IDLE_MS = 500;
 /** An idle replica renews the slot it keeps ahead this long before its reservation ends. */
@@ -226,7 +223,7 @@ export class Coordinator {
       // A write under way, or one that landed meanwhile, is newer than this read: keep what it wrote.
       if (this.writing > 0 || this.writes !== writes) return;
       this.lease = lease ?? undefined;
-      this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now(), HOLD_MS);
+      this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now());
       this.freshUntil = this.clock.now() + POLL_MS;
     }).finally(() => {
       this.reading = undefined;
@@ -332,7 +329,7 @@ export class Coordinator {
       for (let round = 0; round < ROUNDS; round++) {
         if (!this.lease) {
           this.lease = (await this.kube.readLease(namespace, BUDGET_LEASE, deadline)) ?? undefined;
-          this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now(), HOLD_MS);
+          this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now());
         }
         const now = this.clock.now();
         this.freshUntil = 0;

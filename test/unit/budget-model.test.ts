@@ -52,7 +52,7 @@ class LeaseStore {
     return this.current;
   }
   grants(): Record<string, Grant> {
-    return parseGrants(this.current?.annotations[GRANTS], this.clock.t, 30_000);
+    return parseGrants(this.current?.annotations[GRANTS], this.clock.t);
   }
   read(): LeaseRecord | null {
     return this.current ? { ...this.current } : null;
