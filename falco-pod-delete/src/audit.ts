@@ -108,6 +108,7 @@ export function auditRecord(f: AuditFacts) {
     workload: f.outcome.workload,
     evidence: f.outcome.evidence,
     budget: f.outcome.budget,
+    isolation: f.outcome.isolation,
     durationMs: Math.round(f.durationMs * 1000) / 1000,
     authenticated: f.authenticated,
     peer: f.peer?.address,

@@ -226,6 +226,7 @@ export class FalcoResponse {
       else audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs, authenticated: ctx.authenticated, peer: ctx.peer });
       this.metrics.alerts.inc({ envelope: ctx.envelope });
       this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
+      if (outcome.isolation) this.metrics.isolations.inc({ holds: outcome.isolation.unchecked ? 'unchecked' : String(outcome.isolation.holds) });
       if (outcome.workload && ACTED.has(outcome.result)) this.metrics.actions.inc({ action: outcome.decision, workload_kind: outcome.workload.kind });
       this.metrics.alertDuration.observe({ decision: outcome.decision }, durationMs / 1000);
     }
@@ -245,6 +246,7 @@ export class FalcoResponse {
     if (outcome.workload) body.workload = outcome.workload;
     if (outcome.evidence) body.evidence = outcome.evidence;
     if (outcome.budget) body.budget = outcome.budget;
+    if (outcome.isolation) body.isolation = outcome.isolation;
     const headers: Record<string, string> = {};
     if (outcome.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(outcome.retryAfterSeconds));
     else if (status === 429) headers['retry-after'] = String(this.parts.config.actionWindowSeconds);

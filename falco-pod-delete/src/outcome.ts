@@ -2,6 +2,7 @@
 import type { PodRef } from './alert.js';
 import type { ActionKind } from './actions/index.js';
 import type { OutcomeCode, Result } from './codes.js';
+import type { IsolationFacts } from './isolation.js';
 import { KubeError } from './kube/kube-error.js';
 
 export type DecisionName = ActionKind | 'skip' | 'reject';
@@ -32,6 +33,8 @@ export interface Outcome {
   rejectStatus?: 400 | 401 | 413 | 415;
   error?: { code: string; permission?: string; policy?: string; apiStatus?: number };
   retryAfterSeconds?: number;
+  /** For an isolation: whether it holds, which other NetworkPolicies still allow traffic, whether the pod was detached. */
+  isolation?: IsolationFacts;
   /** For a rate-limited alert: the limit that binds (its name and value), and what fills it, as counted. */
   budget?: { limit: 'ACTION_LIMIT' | 'NAMESPACE_ACTION_LIMIT'; of: number; taken: number; reservedElsewhere: number; reservedHere: number };
   /** For a duplicate: the outcome of the alert it was coalesced into. */

@@ -1,7 +1,7 @@
 // The response stage, as its steps: read and verify the pod, resolve its workload and guard availability,
 // take a slot of the budget, collect evidence, act (delete, evict, isolate) under the pod's uid and
 // resourceVersion preconditions (changed meanwhile: read again, decide again), record.
-import { type ActResult, DRY_RUN_EVENT, actionOf } from './actions/index.js';
+import { type ActResult, type ActionContext, DRY_RUN_EVENT, actionOf } from './actions/index.js';
 import { codeInfo } from './codes.js';
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
@@ -330,7 +330,13 @@ export class Responder {
       const outcome: Outcome = this.settings.dryRun
         ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE(action)} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
         : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}` };
-      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}; ${describeWorkload(workload)}`);
+      // What the action reports once done (an isolation: whether it holds), read after it, never in dry-run.
+      const report = this.settings.dryRun ? undefined : await actionOf(action).report?.(this.context(d, pod, deadline));
+      if (report?.isolation) outcome.isolation = report.isolation;
+      const holds = report?.isolation && !report.isolation.holds
+        ? `; the isolation does not hold: ${report.isolation.unchecked ?? `NetworkPolicies ${report.isolation.allowedBy.join(', ')} still allow traffic to or from the pod`}`
+        : '';
+      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}${holds}; ${describeWorkload(workload)}`);
       return outcome;
     } catch (e) {
       if (e instanceof KubeError && e.code === 'guardrail') this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action} by the API server: ${e.message}`);
@@ -355,6 +361,10 @@ export class Responder {
   private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<ActResult> {
     const act = actionOf(action).act;
     if (!act) throw new Error(`action ${action} changes nothing and cannot be performed`);
-    return act({ kube: this.kube as Kube, ref: d.pod, pod, gracePeriodSeconds: d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, dryRun: this.settings.dryRun, quarantineLabel: this.settings.quarantineLabel, deadline });
+    return act(this.context(d, pod, deadline));
+  }
+
+  private context(d: Act, pod: PodSnapshot, deadline: Deadline): ActionContext {
+    return { kube: this.kube as Kube, ref: d.pod, pod, gracePeriodSeconds: d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, dryRun: this.settings.dryRun, quarantineLabel: this.settings.quarantineLabel, deadline };
   }
 }

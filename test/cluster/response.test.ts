@@ -87,6 +87,26 @@ describeCluster('on a real API server', () => {
     const after = await c.admin.readPod(c.ns, 'web-0');
     expect(after?.metadata?.labels).toMatchObject({ app: 'web-0', 'falco-pod-delete/quarantine': 'true' });
     expect(after?.metadata?.deletionTimestamp).toBeUndefined();
+    // Nothing else selects it: the isolation holds, and the answer says so.
+    expect(r.body.isolation).toEqual({ holds: true, allowedBy: [], detached: false });
+  });
+
+  it("isolate: says the isolation does not hold, naming the policies that still allow the pod's traffic", async () => {
+    const pod = await c.admin.pod(c.ns, 'web-0', { labels: { app: 'web' } });
+    const np = (name: string, spec: Record<string, unknown>) => c.admin.net.createNamespacedNetworkPolicy({ namespace: c.ns, body: { metadata: { name }, spec } as never });
+    await np('allow-web', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{}] });
+    await np('allow-same-namespace', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] });
+    await np('default-deny-egress', { podSelector: {}, policyTypes: ['Egress'] });
+    await np('allow-db', { podSelector: { matchLabels: { app: 'db' } }, ingress: [{}] });
+    await c.start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]', RECORD_EVENTS: 'true' });
+    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
+    expect(r.body).toMatchObject({ outcome: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace', 'allow-web'], detached: false } });
+    expect(c.fn!.audits()[0]).toMatchObject({ outcome: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace', 'allow-web'] } });
+    await c.fn!.fn.drain();
+    const events = (await c.admin.events(c.ns)).filter((e) => e.reason === 'FalcoResponseIsolated');
+    expect(events.map((e) => e.message)).toEqual([expect.stringContaining('the isolation does not hold: NetworkPolicies allow-same-namespace, allow-web still allow traffic')]);
+    const metric = await c.fn!.fn.metrics.isolations.get();
+    expect(metric.values.map((v) => [v.labels.holds, v.value])).toEqual([['false', 1]]);
   });
 
   it('leaves a pod that carries the opt-out label', async () => {

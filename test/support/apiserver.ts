@@ -429,6 +429,11 @@ export class FakeApiServer {
     }
     if ((m = /^\/apis\/networking\.k8s\.io\/v1\/namespaces\/([^/]+)\/networkpolicies(?:\/([^/]+))?$/.exec(path))) {
       const [, ns, name] = m;
+      if (method === 'GET' && !name) {
+        if (this.forbid(res, 'list', 'networkpolicies', 'networking.k8s.io', ns)) return;
+        const items = [...this.networkPolicies.entries()].filter(([k]) => k.startsWith(`${ns}/`)).map(([, v]) => v);
+        return this.send(res, 200, { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicyList', metadata: { resourceVersion: '5' }, items });
+      }
       if (method === 'GET' && name) {
         if (this.forbid(res, 'get', 'networkpolicies', 'networking.k8s.io', ns, name)) return;
         const np = this.networkPolicies.get(`${ns}/${name}`);

@@ -1,6 +1,7 @@
 // An in-memory Kube for in-process tests (fuzzing, explain agreement): pods are described by a subclass,
 // leases behave like the API's (AlreadyExists, resourceVersion preconditions).
 import type { PodRef } from '../../falco-pod-delete/src/alert.js';
+import type { PolicyFacts } from '../../falco-pod-delete/src/isolation.js';
 import type { ControllerStatus, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
 
 export abstract class StubKube implements Kube {
@@ -35,6 +36,11 @@ export abstract class StubKube implements Kube {
     return '';
   }
   async ensureQuarantinePolicy() {}
+  /** NetworkPolicies by namespace (the quarantine one is not listed unless a test puts it here). */
+  readonly networkPolicies = new Map<string, PolicyFacts[]>();
+  async listNetworkPolicies(namespace: string): Promise<PolicyFacts[]> {
+    return this.networkPolicies.get(namespace) ?? [];
+  }
   async labelPod(p: PodRef, _verified: Verified, _label: string, _hasLabels: boolean, _dryRun: boolean): Promise<MutationResult> {
     this.touched.push(p);
     return 'done';

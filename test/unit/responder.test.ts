@@ -247,3 +247,40 @@ describe('remembered for the coalescing window, or forgotten', () => {
     expect(api.calls.filter((c) => c.verb === 'get pod').length).toBeGreaterThan(reads);
   });
 });
+
+describe('isolate reports whether the isolation holds', () => {
+  const ISOLATE = 'entries: [{name: shell, match: {rules: ["Terminal shell in container"]}, action: isolate}]';
+
+  it('names the other NetworkPolicies that still allow traffic to the pod', async () => {
+    const { api, send } = setup({ policy: ISOLATE });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' } }));
+    api.networkPolicies.set('default', [
+      { name: 'allow-web', podSelector: { matchLabels: { app: 'web' } }, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
+      { name: 'allow-db', podSelector: { matchLabels: { app: 'db' } }, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
+    ]);
+    expect(await send()).toMatchObject({ result: 'isolated', isolation: { holds: false, allowedBy: ['allow-web'], detached: false } });
+  });
+
+  it('holds when nothing else selects it', async () => {
+    const { api, send } = setup({ policy: ISOLATE });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' } }));
+    expect(await send()).toMatchObject({ result: 'isolated', isolation: { holds: true, allowedBy: [] } });
+  });
+
+  it('says so when the policies cannot be read: never a silent pass', async () => {
+    const { api, send } = setup({ policy: ISOLATE });
+    api.pods.set('default/kubecon', pod('kubecon'));
+    api.listNetworkPolicies = async () => {
+      throw new Error('forbidden');
+    };
+    expect(await send()).toMatchObject({ result: 'isolated', isolation: { holds: false, unchecked: expect.stringMatching(/could not be read: forbidden/) } });
+  });
+
+  it('is not checked in dry-run (nothing was isolated)', async () => {
+    const { api, send } = setup({ policy: ISOLATE, settings: { dryRun: true } });
+    api.pods.set('default/kubecon', pod('kubecon'));
+    const out = await send();
+    expect(out.result).toBe('dry-run');
+    expect(out.isolation).toBeUndefined();
+  });
+});

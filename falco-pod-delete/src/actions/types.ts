@@ -3,6 +3,7 @@
 // This module sits low in the import graph: the Kubernetes seam and nothing else.
 import type { PodRef } from '../alert.js';
 import type { Deadline } from '../deadline.js';
+import type { IsolationFacts } from '../isolation.js';
 import type { Kube, MutationResult, PodSnapshot } from '../kube/index.js';
 
 /** One rule of a ClusterRole, as rbac.yaml writes it. */
@@ -48,6 +49,8 @@ export interface ActionDefinition<Name extends string = string, Word extends str
   summary: string;
   /** Does it, under the pod's uid and resourceVersion preconditions. */
   act?(c: ActionContext): Promise<ActResult>;
+  /** What the answer, audit line and Event report of it once done (not in dry-run), read after the action. */
+  report?(c: ActionContext): Promise<{ isolation?: IsolationFacts }>;
   /** Whether it shows on the pod as read again (`now`, null when gone) after a call whose answer was lost. */
   tookEffect?(before: PodSnapshot, now: PodSnapshot | null, quarantineLabel: string): boolean;
 }

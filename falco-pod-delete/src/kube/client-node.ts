@@ -1,5 +1,6 @@
 // The Kubernetes seam implemented with @kubernetes/client-node: one keep-alive connection, the in-flight cap,
 // retries inside the alert's deadline, and each call's answer turned into what the response stage expects.
+import type { PolicyFacts } from '../isolation.js';
 import { Agent, request } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import type { PodRef } from '../alert.js';
@@ -329,6 +330,18 @@ export class ClientNodeKube implements Kube {
       this.net.createNamespacedNetworkPolicy({ namespace, body: policy, dryRun: dryRun ? 'All' : undefined }, o));
     if (isStatus(created, 409)) return this.ensureQuarantinePolicy(namespace, label, dryRun, deadline); // created meanwhile: check that one
     if (isStatus(created)) throw new KubeError('rejected', 'create', 'networkpolicies', namespace, `the Kubernetes API refused the quarantine NetworkPolicy (${created.handledStatus})`, created.handledStatus);
+  }
+
+  async listNetworkPolicies(namespace: string, deadline: Deadline): Promise<PolicyFacts[]> {
+    const r = await this.call({ verb: 'list', resource: 'networkpolicies', namespace }, deadline, (o) => this.net.listNamespacedNetworkPolicy({ namespace }, o));
+    if (isStatus(r)) throw new KubeError('rejected', 'list', 'networkpolicies', namespace, `the Kubernetes API refused to list the NetworkPolicies of ${namespace} (${r.handledStatus})`, r.handledStatus);
+    return (r.items ?? []).map((p) => ({
+      name: p.metadata?.name ?? '',
+      podSelector: (p.spec?.podSelector ?? {}) as PolicyFacts['podSelector'],
+      policyTypes: p.spec?.policyTypes,
+      ingressRules: p.spec?.ingress?.length ?? 0,
+      egressRules: p.spec?.egress?.length ?? 0,
+    }));
   }
 
   async labelPod(pod: PodRef, verified: Verified, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {

@@ -2,6 +2,7 @@
 // Its rooms, beside this file in src/kube/: cluster.ts (which cluster, as whom), kube-error.ts (what a failure means), pod-snapshot.ts (the
 // facts kept of a pod), leases.ts (Lease bodies), quarantine.ts, client-node.ts (the implementation); ../view.ts is the local view.
 import type { PodRef } from '../alert.js';
+import type { PolicyFacts } from '../isolation.js';
 import type { Deadline } from '../deadline.js';
 
 export { KubeError } from './kube-error.js';
@@ -93,6 +94,8 @@ export interface Kube {
   readController(namespace: string, ref: WorkloadRef, deadline: Deadline): Promise<ControllerStatus | null>;
   readPodLog(pod: PodRef, container: string, tailLines: number, limitBytes: number, deadline: Deadline): Promise<string>;
   ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void>;
+  /** The namespace's NetworkPolicies, as the isolation check reads them. */
+  listNetworkPolicies(namespace: string, deadline: Deadline): Promise<PolicyFacts[]>;
   labelPod(pod: PodRef, verified: Verified, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
   createEvent(event: EventNote, deadline: Deadline): Promise<void>;
   /** coordination.k8s.io Leases in the function's own namespace: the shared action budget. */
