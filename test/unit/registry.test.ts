@@ -81,5 +81,8 @@ describe('the code registry', () => {
     }
     expect(codes.size).toBeGreaterThan(3);
     expect([...codes].filter((c) => !(c in CODES) && !(c in EXPLAIN_ONLY))).toEqual([]);
+    // The codes only explain gives are explained where explain is.
+    const page = readFileSync('docs/policy.md', 'utf8');
+    for (const code of Object.keys(EXPLAIN_ONLY)) expect(page).toContain(`\`${code}\` (`);
   });
 });
