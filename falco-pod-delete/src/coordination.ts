@@ -216,14 +216,19 @@ export class Coordinator {
     }
   }
 
+  /** The Lease as read: its resourceVersion for the next write, its grants as known. */
+  private adopt(lease: LeaseRecord | null): void {
+    this.lease = lease ?? undefined;
+    this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now());
+  }
+
   /** Reads the Lease again (one read for all the takes waiting at once). */
   private refresh(deadline: Deadline): Promise<void> {
     const writes = this.writes;
     this.reading ??= this.kube.readLease(this.settings.namespace, BUDGET_LEASE, deadline).then((lease) => {
       // A write under way, or one that landed meanwhile, is newer than this read: keep what it wrote.
       if (this.writing > 0 || this.writes !== writes) return;
-      this.lease = lease ?? undefined;
-      this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now());
+      this.adopt(lease);
       this.freshUntil = this.clock.now() + POLL_MS;
     }).finally(() => {
       this.reading = undefined;
@@ -328,8 +333,7 @@ export class Coordinator {
       const { namespace, identity } = this.settings;
       for (let round = 0; round < ROUNDS; round++) {
         if (!this.lease) {
-          this.lease = (await this.kube.readLease(namespace, BUDGET_LEASE, deadline)) ?? undefined;
-          this.known = parseGrants(this.lease?.annotations[GRANTS], this.clock.now());
+          this.adopt(await this.kube.readLease(namespace, BUDGET_LEASE, deadline));
         }
         const now = this.clock.now();
         this.freshUntil = 0;

@@ -3,7 +3,7 @@
 // NAMESPACE_ACTION_LIMIT=50%, COORDINATION=cluster): every alert is answered, the pods contained are exactly
 // what the limits allow, and each 429 says which limit binds and what fills it, as the Lease shows.
 import { execFileSync } from 'node:child_process';
-import { Admin, type Identity, describeCluster, inClusterEnv, rbacCopy } from '../support/cluster.js';
+import { Admin, type Identity, budgetActions, describeCluster, inClusterEnv, rbacCopy } from '../support/cluster.js';
 import { type RunningFunction, fixture, startFunction, withFields } from '../support/harness.js';
 import { type FunctionProcess, spawnFunction } from '../support/process.js';
 
@@ -14,11 +14,7 @@ type Answer = { status: number; body: Record<string, unknown> };
 
 /** Actions the budget Lease records, by namespace, over every replica's grant. */
 async function recorded(admin: Admin, identity: Identity): Promise<Record<string, number>> {
-  const lease = await admin.leases.readNamespacedLease({ name: 'fpd-budget', namespace: identity.namespace });
-  const grants = JSON.parse(lease.metadata?.annotations?.['falco-pod-delete/grants'] ?? '{}') as Record<string, { used: Record<string, number[]> }>;
-  const by: Record<string, number> = {};
-  for (const g of Object.values(grants)) for (const [ns, times] of Object.entries(g.used)) by[ns] = (by[ns] ?? 0) + times.length;
-  return by;
+  return budgetActions(await admin.leases.readNamespacedLease({ name: 'fpd-budget', namespace: identity.namespace }));
 }
 
 const count = (answers: Answer[], outcome: string) => answers.filter((a) => a.body.outcome === outcome).length;

@@ -2,7 +2,8 @@
 // resourceVersion preconditions), one shared blast-radius budget (one Lease), and resourceVersion conflicts
 // resolved by the server, not by a stand-in's belief.
 import { execFileSync } from 'node:child_process';
-import { Admin, describeCluster, inClusterEnv } from '../support/cluster.js';
+import type * as k8s from '@kubernetes/client-node';
+import { Admin, budgetActions, describeCluster, inClusterEnv } from '../support/cluster.js';
 import { fixture, withFields } from '../support/harness.js';
 import { type FunctionProcess, spawnFunction } from '../support/process.js';
 
@@ -10,9 +11,9 @@ const shellIn = (namespace: string, pod: string, containerId: string) =>
   withFields(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'), { 'k8s.ns.name': namespace, 'k8s.pod.name': pod, 'container.id': containerId.slice(0, 12) });
 
 /** Actions the budget Lease records (in one namespace, or all): the grants of every replica. */
-function spent(lease: { metadata?: { annotations?: Record<string, string> } }, namespace?: string): number {
-  const grants = JSON.parse(lease.metadata?.annotations?.['falco-pod-delete/grants'] ?? '{}') as Record<string, { used: Record<string, number[]> }>;
-  return Object.values(grants).reduce((n, g) => n + Object.entries(g.used).filter(([ns]) => !namespace || ns === namespace).reduce((m, [, t]) => m + t.length, 0), 0);
+function spent(lease: k8s.V1Lease, namespace?: string): number {
+  const by = budgetActions(lease);
+  return namespace ? by[namespace] ?? 0 : Object.values(by).reduce((n, x) => n + x, 0);
 }
 
 describeCluster('three replicas on a real API server', () => {

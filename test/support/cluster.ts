@@ -178,6 +178,14 @@ export async function rbacCopy(admin: Admin, name: string, rules?: (kind: string
   return { namespace, serviceAccount: name, token: () => admin.token(name, namespace) };
 }
 
+/** The actions the budget Lease records, by namespace, over every replica's grant (its annotation as stored). */
+export function budgetActions(lease: k8s.V1Lease): Record<string, number> {
+  const grants = JSON.parse(lease.metadata?.annotations?.['falco-pod-delete/grants'] ?? '{}') as Record<string, { used: Record<string, number[]> }>;
+  const by: Record<string, number> = {};
+  for (const g of Object.values(grants)) for (const [ns, times] of Object.entries(g.used)) by[ns] = (by[ns] ?? 0) + times.length;
+  return by;
+}
+
 /** An owner reference as a controller writes it. */
 export function ownedBy(kind: string, name: string, uid: string, apiVersion = 'apps/v1'): k8s.V1OwnerReference {
   return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
