@@ -324,7 +324,7 @@ describe('shared secret', () => {
 });
 
 describe('policy actions', () => {
-  it('isolate: ensures the deny-all NetworkPolicy, then labels the pod under uid and resourceVersion tests', async () => {
+  it('isolate: ensures the deny-all NetworkPolicy, then detaches the pod under uid and resourceVersion tests', async () => {
     const pod = t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });
     await start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]' });
     const r = await t.fn.post(shell());
@@ -340,9 +340,13 @@ describe('policy actions', () => {
     expect(patch[0].body).toEqual([
       { op: 'test', path: '/metadata/uid', value: pod.metadata.uid },
       { op: 'test', path: '/metadata/resourceVersion', value: pod.metadata.resourceVersion },
-      { op: 'add', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'true' },
+      // Detached: the labels replaced by the quarantine label alone, the old ones kept in one annotation.
+      { op: 'add', path: '/metadata/labels', value: { 'falco-pod-delete/quarantine': 'true' } },
+      { op: 'add', path: '/metadata/annotations', value: { 'falco-pod-delete/isolation': expect.any(String) } },
     ]);
-    expect(t.api.pods.get('default/kubecon')?.metadata.labels['falco-pod-delete/quarantine']).toBe('true');
+    const after = t.api.pods.get('default/kubecon')?.metadata as unknown as { labels: Record<string, string>; annotations: Record<string, string> };
+    expect(after.labels).toEqual({ 'falco-pod-delete/quarantine': 'true' });
+    expect(JSON.parse(after.annotations['falco-pod-delete/isolation'])).toEqual({ labels: { app: 'kubecon' }, detached: true, since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), rule: 'Terminal shell in container', entry: 'keep-for-forensics' });
   });
 
   it('isolate: reuses an existing quarantine NetworkPolicy', async () => {

@@ -109,6 +109,8 @@ export function auditRecord(f: AuditFacts) {
     evidence: f.outcome.evidence,
     budget: f.outcome.budget,
     isolation: f.outcome.isolation,
+    credentials: f.outcome.credentials,
+    node: f.outcome.node,
     durationMs: Math.round(f.durationMs * 1000) / 1000,
     authenticated: f.authenticated,
     peer: f.peer?.address,

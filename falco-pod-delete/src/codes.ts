@@ -3,6 +3,7 @@
 // `Outcome.code` is typed from it; README's "Outcome codes" table is checked against it (test/codes.test.ts).
 // It sits low in the import graph: the action registry and nothing else.
 import { ACTIONS, type ActionDone, DRY_RUN_EVENT } from './actions/index.js';
+import { deleteAction } from './actions/delete.js';
 
 export type Result =
   | ActionDone
@@ -42,6 +43,7 @@ export const CODES = {
   ...ACTION_CODES,
   'dry-run': { uses: [{ result: 'dry-run', status: 200 }], remembered: true, event: DRY_RUN_EVENT, meaning: 'DRY_RUN: every check passed and the server-side dry run of the action too; nothing changed' },
   'no-cluster': { uses: [{ result: 'dry-run', status: 200 }, { result: 'skipped', status: 200 }], remembered: true, meaning: 'no cluster configured (npm start on a laptop): what it would have done (skipped: a pod it would have looked up by its container)' },
+  'isolation-would-not-hold': { uses: [{ result: deleteAction.done, status: 200 }], remembered: true, event: deleteAction.eventReason, meaning: 'isolate with requireHolds: another NetworkPolicy would still allow the pod\'s traffic, so the pod was deleted instead; `isolation` says which' },
   'not-found': { uses: [{ result: 'already gone', status: 200 }], remembered: true, meaning: 'the pod does not exist (API 404), or was gone before the action' },
   'uid-precondition': { uses: [{ result: 'replaced', status: 200 }], remembered: true, meaning: 'the pod was replaced between verification and action (another UID under that name): not touched' },
   duplicate: { uses: [{ result: 'duplicate', status: 200 }, { result: 'duplicate', status: 503 }], remembered: false, meaning: "coalesced with an earlier alert for the same pod and action in this replica; `first` holds its outcome (503 when that failed or was rate-limited)" },

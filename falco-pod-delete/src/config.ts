@@ -41,6 +41,10 @@ export interface Config {
   clusterCoordination: boolean;
   podView: boolean;
   viewMaxPods: number;
+  criticalNodes: string[];
+  minSchedulableNodes: number;
+  nodeActionLimit: number;
+  nodeLabel: string;
 }
 
 export class ConfigError extends Error {
@@ -168,6 +172,14 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     parse: (raw, env) => oneOf('on', 'off')(raw, env) === 'on' },
   { key: 'viewMaxPods', env: 'VIEW_MAX_PODS', default: '50000', parse: integer(1, 10_000_000),
     doc: "Above this many pods in the cluster the view turns itself off (a warn line says so) and every check reads the API: a ceiling on its memory (148 MB RSS with 50,000 pods, BENCHMARKS.md). Raise it with stack.yml's memory limit and --max-old-space-size." },
+  { key: 'criticalNodes', env: 'CRITICAL_NODES', default: '', parse: (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    doc: 'Comma-separated node names or globs (* and ?) that cordon never touches, beside every node labelled node-role.kubernetes.io/control-plane (or master).' },
+  { key: 'minSchedulableNodes', env: 'MIN_SCHEDULABLE_NODES', default: '2', parse: integer(0, 100000),
+    doc: 'cordon never leaves fewer schedulable Ready nodes than this (control-plane nodes not counted): on a small cluster, one compromised pod must not take away the room its replacement needs.' },
+  { key: 'nodeActionLimit', env: 'NODE_ACTION_LIMIT', default: '1', parse: integer(0, 1000),
+    doc: 'Nodes cordoned per ACTION_WINDOW_SECONDS, across replicas (a Lease of its own with COORDINATION=cluster); 0 turns cordon off whatever the policy says.' },
+  { key: 'nodeLabel', env: 'NODE_LABEL', default: 'falco-pod-delete/cordoned', parse: labelKey,
+    doc: 'Label cordon sets on a node it cordons (value: when, as 20261207T013152Z); release node/NAME uncordons only nodes that carry it.' },
   { key: 'declinedLinesPerSecond', env: 'AUDIT_DECLINES_PER_SECOND', default: '20', parse: integer(1, 100000),
     doc: 'Audit lines a second for declined and rejected alerts (bursts of twice as many); the rest are counted in a summary line, so that a flood cannot rotate the real lines out of the log. Actions and failures are always written.' },
   { key: 'metricsHost', env: 'METRICS_HOST', default: '0.0.0.0', parse: (raw) => raw.trim() || '0.0.0.0',

@@ -33,6 +33,8 @@ export type { Refusal } from './budget.js';
 
 const MANAGED = { 'app.kubernetes.io/managed-by': 'falco-pod-delete' };
 export const BUDGET_LEASE = 'fpd-budget';
+/** The Lease of the node budget (NODE_ACTION_LIMIT): cordons across replicas. */
+export const NODE_BUDGET_LEASE = 'fpd-node-budget';
 const BUDGET_LABELS = { ...MANAGED, 'falco-pod-delete/role': 'budget' };
 export const GRANTS = 'falco-pod-delete/grants';
 /** Idle this long, a replica settles: its actions recorded, its reservation back to the one slot it keeps ahead. */
@@ -54,6 +56,8 @@ export interface CoordinationSettings {
   actionLimit: number;
   actionWindowMs: number;
   namespaceActionLimit: number;
+  /** The Lease's name: BUDGET_LEASE for pods; the node budget has its own (NODE_BUDGET_LEASE). */
+  lease?: string;
 }
 
 /** Time and timers, replaceable by a test that runs replicas in one interleaving of its choosing. */
@@ -107,6 +111,10 @@ export class Coordinator {
   private closed = false;
 
   constructor(private readonly kube: Kube, readonly settings: CoordinationSettings, private readonly clock: Clock = REAL_CLOCK) {}
+
+  private get leaseName(): string {
+    return this.settings.lease ?? BUDGET_LEASE;
+  }
 
   private get limits(): Limits {
     return { limit: this.settings.actionLimit, share: this.settings.namespaceActionLimit, window: this.settings.actionWindowMs };
@@ -177,7 +185,7 @@ export class Coordinator {
       }
       const known = this.knownFull(namespace, now);
       if (known) return known;
-      if (deadline.remaining() <= 0) throw new KubeError('timeout', 'update', 'leases', this.settings.namespace, `no slot of the shared budget (Lease ${this.settings.namespace}/${BUDGET_LEASE}) could be reserved before the alert's deadline`);
+      if (deadline.remaining() <= 0) throw new KubeError('timeout', 'update', 'leases', this.settings.namespace, `no slot of the shared budget (Lease ${this.settings.namespace}/${this.leaseName}) could be reserved before the alert's deadline`);
       // The Lease as just read or written, and nothing reserved here that a write would give up: when it has
       // no room for this alert, no write can make any.
       const ledger = this.ledger(now);
@@ -225,7 +233,7 @@ export class Coordinator {
   /** Reads the Lease again (one read for all the takes waiting at once). */
   private refresh(deadline: Deadline): Promise<void> {
     const writes = this.writes;
-    this.reading ??= this.kube.readLease(this.settings.namespace, BUDGET_LEASE, deadline).then((lease) => {
+    this.reading ??= this.kube.readLease(this.settings.namespace, this.leaseName, deadline).then((lease) => {
       // A write under way, or one that landed meanwhile, is newer than this read: keep what it wrote.
       if (this.writing > 0 || this.writes !== writes) return;
       this.adopt(lease);
@@ -333,7 +341,7 @@ export class Coordinator {
       const { namespace, identity } = this.settings;
       for (let round = 0; round < ROUNDS; round++) {
         if (!this.lease) {
-          this.adopt(await this.kube.readLease(namespace, BUDGET_LEASE, deadline));
+          this.adopt(await this.kube.readLease(namespace, this.leaseName, deadline));
         }
         const now = this.clock.now();
         this.freshUntil = 0;
@@ -357,7 +365,7 @@ export class Coordinator {
         for (const h of written) (used[h.namespace] ??= []).push(h.at);
         // Grants with nothing left in the window are dropped: a replica long gone leaves no trace.
         const next: Record<string, Grant> = { ...this.ledger(now).others, [identity]: { t: now, u: now + HOLD_MS, k: sum(n), n, used, ...(this.closed ? { c: 1 as const } : {}) } };
-        const spec: LeaseSpec = { name: BUDGET_LEASE, holder: identity, durationSeconds: Math.ceil(this.settings.actionWindowMs / 1000), annotations: { [GRANTS]: JSON.stringify(next) }, labels: BUDGET_LABELS };
+        const spec: LeaseSpec = { name: this.leaseName, holder: identity, durationSeconds: Math.ceil(this.settings.actionWindowMs / 1000), annotations: { [GRANTS]: JSON.stringify(next) }, labels: BUDGET_LABELS };
         const before = new Set(this.spent);
         const result = this.lease
           ? await this.kube.replaceLease(namespace, this.lease.resourceVersion, spec, deadline)

@@ -13,7 +13,7 @@ import { type Outcome, failed, httpStatus } from './outcome.js';
 import { Responder } from './response.js';
 import { Metrics } from './metrics.js';
 import { namespaceShare } from './bounds.js';
-import { type Parts, type Seams, coordinatorFor, partsFromEnv } from './parts.js';
+import { type Parts, type Seams, coordinatorFor, nodeCoordinatorFor, partsFromEnv } from './parts.js';
 
 export type { Parts } from './parts.js';
 
@@ -82,6 +82,7 @@ export class FalcoResponse {
       guards,
       warn: (msg, extra) => logger.warn(extra, msg),
       coordinator: coordinatorFor(parts),
+      nodes: { criticalNodes: config.criticalNodes, minSchedulableNodes: config.minSchedulableNodes, nodeActionLimit: config.nodeActionLimit, nodeLabel: config.nodeLabel, coordinator: nodeCoordinatorFor(parts) },
       evidenceSink: (record) => this.audit.info(record, 'evidence'),
       view: parts.view,
     });
@@ -172,6 +173,7 @@ export class FalcoResponse {
   async close(): Promise<void> {
     await this.drain();
     await this.responder.coordinator?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'cannot give back the unspent reservation of the shared budget: it frees itself after the window'));
+    await this.responder.nodes?.coordinator?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'cannot give back the unspent reservation of the node budget: it frees itself after the window'));
     await this.parts.view?.stop();
   }
 
@@ -247,6 +249,8 @@ export class FalcoResponse {
     if (outcome.evidence) body.evidence = outcome.evidence;
     if (outcome.budget) body.budget = outcome.budget;
     if (outcome.isolation) body.isolation = outcome.isolation;
+    if (outcome.credentials) body.credentials = outcome.credentials;
+    if (outcome.node) body.node = outcome.node;
     const headers: Record<string, string> = {};
     if (outcome.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.ceil(outcome.retryAfterSeconds));
     else if (status === 429) headers['retry-after'] = String(this.parts.config.actionWindowSeconds);

@@ -1,6 +1,6 @@
 // The decision: a pure function of the alert, the policy and the guards. No I/O; every safety rule lives here.
 import { type Alert, type PodRef, containerIdOf, field, invalidNameReason, isInternalEvent, isTestEvent, targetOf } from './alert.js';
-import { actionOf } from './actions/index.js';
+import { type NodeActionKind, actionOf } from './actions/index.js';
 import { type Config, loadConfig } from './config.js';
 import { type ActionKind, type EvidenceRules, type Policy, type WorkloadRules, entryMatches, evidenceRules, loadPolicy, matchPolicy, workloadRules } from './policy.js';
 
@@ -58,6 +58,10 @@ export type Decision =
       podUid: string | undefined;
       workload: WorkloadRules;
       evidence: EvidenceRules | undefined;
+      /** isolate: delete instead when the isolation would not hold. */
+      requireHolds: boolean;
+      /** Node actions to do once the pod's is done (cordon), on the verified pod's node. */
+      nodeActions: NodeActionKind[];
     };
 
 const FUTURE_SKEW_MS = 60_000;
@@ -135,6 +139,8 @@ export function decide(alert: Alert, policy: Policy, guards: Guards, now: number
     podUid: typeof uid === 'string' ? uid : undefined,
     workload: workloadRules(matched.entry),
     evidence: evidenceRules(matched.entry),
+    requireHolds: matched.entry.requireHolds === true,
+    nodeActions: matched.entry.nodeActions ?? [],
   };
 }
 

@@ -54,6 +54,21 @@ export class EventRecorder {
     );
   }
 
+  /** An Event about the pod's node (cordon), best effort like the others. */
+  recordNode(alert: Alert, pod: PodRef, node: { name: string; uid: string }, reason: string, what: string): void {
+    const kube = this.kube;
+    if (!kube || !this.settings.recordEvents) return;
+    if (!this.allowed(`${reason}:node/${node.name}`, ACTION_EVENTS.has(reason) ? this.actions : this.refusals)) {
+      this.suppressed++;
+      return;
+    }
+    const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority}, pod ${pod.namespace}/${pod.name})`;
+    this.afterAnswer.run(
+      (deadline) => kube.createEvent({ pod, podUid: undefined, node, reason, note, type: 'Warning' }, deadline),
+      (e) => this.warn('could not record a Kubernetes Event', { node: node.name, reason, error: (e as Error).message }),
+    );
+  }
+
   private allowed(key: string, budget: Budget): boolean {
     const now = Date.now();
     const last = this.recent.get(key);

@@ -35,10 +35,21 @@ export interface Outcome {
   retryAfterSeconds?: number;
   /** For an isolation: whether it holds, which other NetworkPolicies still allow traffic, whether the pod was detached. */
   isolation?: IsolationFacts;
+  /** For an isolation: the pod's ServiceAccount, whether its token is mounted, and that it stays valid while the pod lives. */
+  credentials?: { serviceAccount: string; tokenMounted: boolean; note: string };
+  /** For a policy entry with a node action (actions: [isolate, cordon]): what was done to the pod's node, and why. */
+  node?: NodeOutcome;
   /** For a rate-limited alert: the limit that binds (its name and value), and what fills it, as counted. */
   budget?: { limit: 'ACTION_LIMIT' | 'NAMESPACE_ACTION_LIMIT'; of: number; taken: number; reservedElsewhere: number; reservedHere: number };
   /** For a duplicate: the outcome of the alert it was coalesced into. */
   first?: { result: Result; reason: string };
+}
+
+export interface NodeOutcome {
+  name: string;
+  outcome: 'cordoned' | 'skipped';
+  code: string;
+  reason: string;
 }
 
 export function failed(decision: DecisionName, e: unknown, pod?: PodRef): Outcome {

@@ -9,7 +9,7 @@ import { namespaceShare } from './bounds.js';
 import { ClientNodeKube, type ListWatch } from './kube/client-node.js';
 import { type ClusterSource, discoverCluster, identityOf } from './kube/cluster.js';
 import { type Config, ConfigError } from './config.js';
-import { Coordinator } from './coordination.js';
+import { Coordinator, NODE_BUDGET_LEASE } from './coordination.js';
 import { decisionPartsFromEnv } from './decision.js';
 import type { Kube } from './kube/index.js';
 import { Metrics } from './metrics.js';
@@ -63,7 +63,7 @@ export function partsFromEnv(env: Record<string, string | undefined> = process.e
       actions: live ? 'real' : 'dry-run',
       dryRun: !live,
       criticalNamespaces: config.criticalNamespaces,
-      policyEntries: policy.entries.map((e) => `${e.name}: ${e.action}`),
+      policyEntries: policy.entries.map((e) => `${e.name}: ${[e.action, ...(e.nodeActions ?? [])].join(', ')}`),
       actionLimit: config.actionLimit === 0 ? 'off' : `${config.actionLimit}/${config.actionWindowSeconds}s`,
       namespaceActionLimit: config.actionLimit === 0 ? 'off' : namespaceShare(config.namespaceActionLimit, config.actionLimit),
       coordination: config.clusterCoordination ? `cluster (Leases in ${namespace ?? '?'})` : 'single replica',
@@ -83,6 +83,21 @@ export function partsFromEnv(env: Record<string, string | undefined> = process.e
     const listWatch = real && seams.listWatch ? seams.listWatch(real) : real;
     const view = listWatch ? new PodView(listWatch, { maxPods: config.viewMaxPods, log: (level, msg, extra) => log[level](extra, msg) }) : undefined;
     return { config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics, view };
+}
+
+/** The node budget's Lease beside the pod budget's, when some policy entry has a node action. */
+export function nodeCoordinatorFor(parts: Parts): Coordinator | undefined {
+  const { config, kube, namespace, policy } = parts;
+  if (!config.clusterCoordination || !kube || !namespace || config.nodeActionLimit === 0) return undefined;
+  if (!policy.entries.some((e) => (e.nodeActions ?? []).length > 0)) return undefined;
+  return new Coordinator(kube, {
+    namespace,
+    identity: `${config.podName ?? 'falco-pod-delete'}-${randomUUID().slice(0, 8)}`,
+    actionLimit: config.nodeActionLimit,
+    actionWindowMs: config.actionWindowSeconds * 1000,
+    namespaceActionLimit: config.nodeActionLimit,
+    lease: NODE_BUDGET_LEASE,
+  });
 }
 
 /** The shared budget lives in the function's own namespace; without one, several replicas cannot share it. */

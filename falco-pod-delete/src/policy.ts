@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { load as loadYaml } from 'js-yaml';
-import { ACTION_NAMES, type ActionKind, actionParameters } from './actions/index.js';
+import { ACTION_NAMES, type ActionKind, NODE_ACTION_NAMES, type NodeActionKind, actionOf, actionParameters } from './actions/index.js';
 import { type Alert, type PodRef, PRIORITIES, type Priority, field, normalizePriority, priorityRank } from './alert.js';
 
 export type { ActionKind } from './actions/index.js';
@@ -40,12 +40,19 @@ export interface PolicyEntry {
     fields?: Record<string, string | number | boolean>;
     notFields?: Record<string, string | number | boolean>;
   };
+  /** The pod action (from `action`, or the first of `actions`). */
   action: ActionKind;
+  /** `actions: [isolate, cordon]`: the pod action first, then node actions, in order. */
+  actions?: string[];
+  /** The node actions after the pod action (from `actions`), done once the pod's is. */
+  nodeActions?: NodeActionKind[];
   gracePeriodSeconds?: number;
   minHealthyReplicas?: number | string;
   daemonSets?: KindRule;
   statefulSets?: KindRule;
   evidence?: { logs?: boolean; logLines?: number; logBytes?: number };
+  /** isolate: an isolation that would not hold deletes the pod instead. */
+  requireHolds?: boolean;
 }
 
 export interface Policy {
@@ -72,11 +79,12 @@ export const POLICY_SCHEMA = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'match', 'action'],
+        required: ['name', 'match'],
         properties: {
           name: { type: 'string', minLength: 1 },
           // The action registry's names, and every action's parameters (src/actions/).
           action: { enum: ACTION_NAMES },
+          actions: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...ACTION_NAMES, ...NODE_ACTION_NAMES] } },
           ...actionParameters(),
           match: {
             type: 'object',
@@ -122,12 +130,28 @@ export function parsePolicy(text: string, origin: string): Policy {
   const policy = doc as Policy;
   const problems: string[] = [];
   policy.entries.forEach((entry, i) => {
+    problems.push(...actionProblems(entry, i));
     if (entry.match.priority !== undefined && !normalizePriority(entry.match.priority)) {
       problems.push(`/entries/${i}/match/priority: must be one of ${PRIORITIES.join(', ')}`);
     }
   });
   if (problems.length > 0) throw new PolicyError(problems, origin);
   return policy;
+}
+
+/** `action` or `actions` (exactly one); `actions` is a pod action first, then node actions that need it verified. Normalizes the entry. */
+function actionProblems(entry: PolicyEntry, i: number): string[] {
+  const where = `/entries/${i}`;
+  if ((entry.action === undefined) === (entry.actions === undefined)) return [`${where}: must have either action or actions (a list: the pod action first, then node actions such as cordon)`];
+  if (!entry.actions) return [];
+  const [first, ...rest] = entry.actions;
+  if (!(ACTION_NAMES as string[]).includes(first)) return [`${where}/actions/0: must be a pod action (${ACTION_NAMES.join(', ')}), then node actions (${NODE_ACTION_NAMES.join(', ')})`];
+  const misplaced = rest.findIndex((a) => !(NODE_ACTION_NAMES as string[]).includes(a));
+  if (misplaced >= 0) return [`${where}/actions/${misplaced + 1}: only one pod action, first; after it come node actions (${NODE_ACTION_NAMES.join(', ')})`];
+  if (rest.length > 0 && !actionOf(first as ActionKind).acts) return [`${where}/actions: ${rest.join(', ')} needs a pod action that reads and verifies the pod first (delete, evict or isolate), not ${first}`];
+  entry.action = first as ActionKind;
+  entry.nodeActions = rest as NodeActionKind[];
+  return [];
 }
 
 export function loadPolicy(opts: { policy?: string; policyFile?: string }): Policy {

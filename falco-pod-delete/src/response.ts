@@ -1,7 +1,9 @@
 // The response stage, as its steps: read and verify the pod, resolve its workload and guard availability,
 // take a slot of the budget, collect evidence, act (delete, evict, isolate) under the pod's uid and
 // resourceVersion preconditions (changed meanwhile: read again, decide again), record.
-import { type ActResult, type ActionContext, DRY_RUN_EVENT, actionOf } from './actions/index.js';
+import { type ActResult, type ActionContext, DRY_RUN_EVENT, ISOLATE, DELETE, actionOf } from './actions/index.js';
+import { credentialsOf, detachedOnce, isolationEffect } from './actions/isolate.js';
+import type { IsolationFacts } from './isolation.js';
 import { codeInfo } from './codes.js';
 import type { Alert, PodRef } from './alert.js';
 import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
@@ -14,6 +16,7 @@ import { type Kube, KubeError, type PodSnapshot } from './kube/index.js';
 import { type Outcome, type OutcomeCode, type WorkloadFacts, failed } from './outcome.js';
 import type { ActionKind, Policy } from './policy.js';
 import { NodeLookups } from './lookup.js';
+import { type NodeSettings, NodeResponder } from './nodes.js';
 import { PROOF_FAILED, Verifier } from './verify.js';
 import { Workloads } from './workload.js';
 import type { PodView } from './view.js';
@@ -45,6 +48,8 @@ export interface ResponderDeps {
   evidenceSink?: EvidenceSink;
   /** The local view of pods and namespaces, when on: checks ask it first. */
   view?: PodView;
+  /** The node's part (cordon): its guards, budget and, with COORDINATION=cluster, the node budget's Lease. */
+  nodes?: Omit<NodeSettings, 'dryRun' | 'actionWindowMs'> & { coordinator?: Coordinator };
 }
 
 const DONE = (action: ActionKind): Outcome['result'] => actionOf(action).done;
@@ -72,6 +77,7 @@ export class Responder {
   private readonly evidence: EvidenceCollector | undefined;
   private readonly afterAnswer: AfterAnswer;
   readonly lookups: NodeLookups | undefined;
+  readonly nodes: NodeResponder | undefined;
 
   private readonly kube: Kube | null;
   private readonly settings: ResponseSettings;
@@ -97,6 +103,8 @@ export class Responder {
       this.workloads = new Workloads(kube, Math.max(settings.coalesceWindowMs, 1000));
       this.evidence = new EvidenceCollector(kube, evidenceSink);
       this.lookups = new NodeLookups(kube);
+      const n = deps.nodes ?? { criticalNodes: [], minSchedulableNodes: 2, nodeActionLimit: 1, nodeLabel: 'falco-pod-delete/cordoned' };
+      this.nodes = new NodeResponder(kube, { ...n, dryRun: settings.dryRun, actionWindowMs: settings.actionWindowMs }, this.events, n.coordinator);
     }
   }
 
@@ -235,7 +243,7 @@ export class Responder {
         }
         verifiedUid = pod.uid;
         const outcome = await this.actVerified(alert, d, action, pod, workload, giveBack, deadline);
-        if (outcome !== 'changed') return { ...outcome, workload };
+        if (outcome !== 'changed') return this.withNode(alert, d, pod, { workload, ...outcome }, deadline);
         // Not the version verified (changed meanwhile, replaced, or acted on by another replica): read it and decide again.
         if (attempt >= MAX_REDECIDE) {
           giveBack();
@@ -247,6 +255,17 @@ export class Responder {
       giveBack();
       return failed(d.action, e, d.pod);
     }
+  }
+
+  /**
+   * The node's part (cordon) once the pod's action is done: on the node of the pod as verified, never the
+   * alert's hostname. A pod action not done leaves the node as it is, and the answer says so.
+   */
+  private async withNode(alert: Alert, d: Act, pod: PodSnapshot, outcome: Outcome, deadline: Deadline): Promise<Outcome> {
+    if (d.nodeActions.length === 0 || !this.nodes) return outcome;
+    const contained = outcome.result === 'dry-run' || outcome.result === actionOf(outcome.decision as ActionKind)?.done;
+    const node = contained ? await this.nodes.cordon(alert, d.pod, pod, d.entry, deadline) : NodeResponder.notContained(pod, `${outcome.result}: ${outcome.code}`);
+    return { ...outcome, node };
   }
 
   /** A slot of the local budget and of the shared one (several replicas), or which limit binds. */
@@ -315,7 +334,16 @@ export class Responder {
     const base = { decision: action, pod: d.pod } as const;
     try {
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
-      const result = await this.perform(action, d, pod, deadline);
+      // requireHolds: an isolation that would not hold (checked before it is made) deletes the pod instead.
+      if (action === ISOLATE && d.requireHolds) {
+        const would = await actionOf(ISOLATE).report?.(this.context(alert, d, pod, deadline));
+        const instead = would?.isolation && !would.isolation.holds ? this.workloads?.guard(workload, pod, DELETE, d.workload) : undefined;
+        if (instead && 'proceed' in instead && instead.proceed !== ISOLATE) {
+          const why = would?.isolation?.unchecked ?? `NetworkPolicies ${would?.isolation?.allowedBy.join(', ')} would still allow traffic to or from the pod`;
+          return this.deleteInstead(alert, d, pod, workload, would!.isolation!, why, giveBack, deadline);
+        }
+      }
+      const result = await this.perform(action, d, pod, deadline, alert);
       this.coordinator?.refill();
       if (result === 'changed') return result;
       if (result !== 'done') giveBack();
@@ -331,12 +359,19 @@ export class Responder {
         ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE(action)} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
         : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}` };
       // What the action reports once done (an isolation: whether it holds), read after it, never in dry-run.
-      const report = this.settings.dryRun ? undefined : await actionOf(action).report?.(this.context(d, pod, deadline));
-      if (report?.isolation) outcome.isolation = report.isolation;
+      const report = this.settings.dryRun ? undefined : await actionOf(action).report?.(this.context(alert, d, pod, deadline));
+      let facts = workload;
+      if (action === ISOLATE) {
+        const detached = detachedOnce(pod, this.settings.quarantineLabel);
+        facts = { ...workload, effect: isolationEffect(workload.kind, workload.name, detached, pod.owner) };
+        outcome.credentials = credentialsOf(pod);
+        if (report?.isolation) outcome.isolation = report.isolation;
+      }
+      outcome.workload = facts;
       const holds = report?.isolation && !report.isolation.holds
         ? `; the isolation does not hold: ${report.isolation.unchecked ?? `NetworkPolicies ${report.isolation.allowedBy.join(', ')} still allow traffic to or from the pod`}`
         : '';
-      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}${holds}; ${describeWorkload(workload)}`);
+      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}${holds}; ${describeWorkload(facts)}`);
       return outcome;
     } catch (e) {
       if (e instanceof KubeError && e.code === 'guardrail') this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action} by the API server: ${e.message}`);
@@ -358,13 +393,32 @@ export class Responder {
   }
 
   /** The action's own call, under the preconditions of the pod as verified. */
-  private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline): Promise<ActResult> {
+  private perform(action: ActionKind, d: Act, pod: PodSnapshot, deadline: Deadline, alert: Alert): Promise<ActResult> {
     const act = actionOf(action).act;
     if (!act) throw new Error(`action ${action} changes nothing and cannot be performed`);
-    return act(this.context(d, pod, deadline));
+    return act(this.context(alert, d, pod, deadline));
   }
 
-  private context(d: Act, pod: PodSnapshot, deadline: Deadline): ActionContext {
-    return { kube: this.kube as Kube, ref: d.pod, pod, gracePeriodSeconds: d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, dryRun: this.settings.dryRun, quarantineLabel: this.settings.quarantineLabel, deadline };
+  /** requireHolds: the isolation would not hold, so the pod is deleted instead (under the same preconditions and slot). */
+  private async deleteInstead(alert: Alert, d: Act, pod: PodSnapshot, workload: WorkloadFacts, isolation: IsolationFacts, why: string, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
+    const del = actionOf(DELETE);
+    const base = { decision: DELETE, pod: d.pod } as const;
+    const result = await this.perform(DELETE, d, pod, deadline, alert);
+    this.coordinator?.refill();
+    if (result === 'changed') return result;
+    if (result !== 'done') giveBack();
+    if (result === 'gone') return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${del.name}`, isolation };
+    this.workloads?.record(workload, pod);
+    const reason = `${this.settings.dryRun ? 'dry-run: would have ' : ''}${del.done} instead of isolated by policy entry "${d.entry}" (requireHolds): the isolation would not hold: ${why}`;
+    const outcome: Outcome = { ...base, result: this.settings.dryRun ? 'dry-run' : del.done, code: this.settings.dryRun ? 'dry-run' : 'isolation-would-not-hold', reason, isolation, workload };
+    this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : del.eventReason, `${reason}; ${describeWorkload(workload)}`);
+    return outcome;
+  }
+
+  private context(alert: Alert, d: Act, pod: PodSnapshot, deadline: Deadline): ActionContext {
+    return {
+      kube: this.kube as Kube, ref: d.pod, pod, gracePeriodSeconds: d.gracePeriodSeconds ?? this.settings.gracePeriodSeconds, dryRun: this.settings.dryRun,
+      quarantineLabel: this.settings.quarantineLabel, deadline, rule: alert.rule, entry: d.entry, now: new Date(),
+    };
   }
 }

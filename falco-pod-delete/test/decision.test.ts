@@ -23,7 +23,7 @@ describe('decide', () => {
   it('deletes the named pod for a terminal shell under the default policy', () => {
     expect(decide(alert(), DEFAULT_POLICY, guards, NOW)).toEqual({
       kind: 'act', action: 'delete', pod: { namespace: 'default', name: 'alpine' }, entry: 'terminal-shell', gracePeriodSeconds: undefined, containerId: '5892b41bcf46', podUid: undefined,
-      workload: { minHealthyReplicas: 1, daemonSets: 'act', statefulSets: 'act' }, evidence: undefined,
+      workload: { minHealthyReplicas: 1, daemonSets: 'act', statefulSets: 'act' }, evidence: undefined, requireHolds: false, nodeActions: [],
     });
   });
 

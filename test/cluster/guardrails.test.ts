@@ -121,6 +121,32 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
     expect((await admin.readPod(apps, 'isolated'))?.metadata?.labels?.['falco-pod-delete/quarantine']).toBe('true');
   });
 
+  it('lets the token replace a pod\'s labels with exactly the quarantine label and add the record annotation, and nothing more', async () => {
+    const apps = await admin.namespace('apps');
+    await admin.pod(apps, 'plain', { labels: { app: 'web', tier: 'front' } });
+    await admin.core.patchNamespacedPod({ name: 'plain', namespace: apps, body: { metadata: { annotations: { 'example.com/owner': 'team-a' } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await admin.pod(apps, 'isolated', { labels: { 'falco-pod-delete/quarantine': 'true' } });
+    const patch = (pod: string, body: unknown) => () => asFunction.core.patchNamespacedPod({ name: pod, namespace: apps, body, dryRun: 'All' }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    const record = { op: 'add', path: '/metadata/annotations/falco-pod-delete~1isolation', value: '{"labels":{"app":"web","tier":"front"}}' };
+    const quarantineOnly = { op: 'add', path: '/metadata/labels', value: { 'falco-pod-delete/quarantine': 'true' } };
+    // Controls: what isolate sends for a detached pod, and for a StatefulSet's pod (the label added), pass.
+    expect(await refusal(patch('plain', [quarantineOnly, record]))).toBe('allowed');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels/falco-pod-delete~1quarantine', value: 'true' }, record]))).toBe('allowed');
+    // Other labels instead (into another Service), none, the quarantine label with another, or false.
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels', value: { app: 'payments' } }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels', value: {} }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels', value: { 'falco-pod-delete/quarantine': 'true', app: 'payments' } }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [{ op: 'add', path: '/metadata/labels', value: { 'falco-pod-delete/quarantine': 'false' } }]))).toBe('quarantine-only');
+    // Another annotation beside the record, one changed, one removed.
+    expect(await refusal(patch('plain', [quarantineOnly, record, { op: 'add', path: '/metadata/annotations/example.com~1x', value: 'y' }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [quarantineOnly, record, { op: 'replace', path: '/metadata/annotations/example.com~1owner', value: 'team-b' }]))).toBe('quarantine-only');
+    expect(await refusal(patch('plain', [quarantineOnly, { op: 'add', path: '/metadata/annotations', value: { 'falco-pod-delete/isolation': '{}' } }]))).toBe('quarantine-only');
+    // The record of a pod already isolated is not rewritten (it is what release puts back); its labels are not given back.
+    expect(await refusal(patch('isolated', [{ op: 'add', path: '/metadata/annotations', value: { 'falco-pod-delete/isolation': '{"labels":{"app":"payments"}}' } }]))).toBe('quarantine-only');
+    expect(await refusal(patch('isolated', [{ op: 'add', path: '/metadata/labels', value: { app: 'isolated' } }]))).toBe('quarantine-only');
+    expect((await admin.readPod(apps, 'plain'))?.metadata?.labels).toEqual({ app: 'web', tier: 'front' });
+  });
+
   it('refuses a quarantine NetworkPolicy that is not exactly deny-all, and allows the deny-all one', async () => {
     const apps = await admin.namespace('apps');
     const create = (spec: k8s.V1NetworkPolicySpec) => () => asFunction.net.createNamespacedNetworkPolicy({ namespace: apps, dryRun: 'All', body: { metadata: { name: 'falco-pod-delete-quarantine' }, spec } });

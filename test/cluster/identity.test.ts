@@ -1,6 +1,6 @@
 // The function's identity as the real server sees it: least privilege checked by the server itself, a
 // permission taken away, the ServiceAccount replaced under a running function, and the CE kubeconfig.
-import { ACTIONS } from '../../falco-pod-delete/src/actions/index.js';
+import { ACTIONS, NODE_ACTIONS } from '../../falco-pod-delete/src/actions/index.js';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ function callsInCode(): Array<{ verb: string; resource: string }> {
 }
 
 const GROUP: Record<string, string> = {
-  pods: '', 'pods/eviction': '', 'pods/log': '', namespaces: '', events: '', networkpolicies: 'networking.k8s.io', leases: 'coordination.k8s.io',
+  pods: '', nodes: '', 'pods/eviction': '', 'pods/log': '', namespaces: '', events: '', networkpolicies: 'networking.k8s.io', leases: 'coordination.k8s.io',
   replicasets: 'apps', deployments: 'apps', statefulsets: 'apps', daemonsets: 'apps', jobs: 'batch',
 };
 const NAMESPACED_IN_OWN = new Set(['leases']);
@@ -68,7 +68,7 @@ describeCluster('the ServiceAccount from rbac.yaml on a real API server', () => 
 
   it("grants each registered action the RBAC rules it declares: the server's rules review of the token, in any namespace", async () => {
     const granted = await rulesFor(state().token, await admin.namespace('actions'));
-    for (const a of ACTIONS) for (const r of a.rbac) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) {
+    for (const a of [...ACTIONS, ...NODE_ACTIONS]) for (const r of a.rbac) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) {
       expect([a.name, `${v} ${g}/${res}`, granted.has(`${v} ${g}/${res}`)]).toEqual([a.name, `${v} ${g}/${res}`, true]);
     }
   });

@@ -1,7 +1,8 @@
 // The function against a real kube-apiserver (RBAC on, the project's rbac.yaml, the ServiceAccount's own
 // token from the TokenRequest API), in-cluster style as in a pod: every path that acts or refuses to.
 import type { Kube } from '../../falco-pod-delete/src/kube/index.js';
-import { describeCluster, withClusterFunction, withRacingKube } from '../support/cluster.js';
+import * as k8s from '@kubernetes/client-node';
+import { describeCluster, withClusterFunction, withRacingKube, workload } from '../support/cluster.js';
 import { fixture, withFields } from '../support/harness.js';
 
 const shellIn = (namespace: string, pod: string, containerId: string) =>
@@ -77,36 +78,95 @@ describeCluster('on a real API server', () => {
     expect(await c.admin.contained(c.ns, 'web-0')).toBe(false);
   });
 
-  it('isolate: creates the deny-all NetworkPolicy and labels the pod, which stays running', async () => {
-    const pod = await c.admin.pod(c.ns, 'web-0');
-    await c.start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]' });
-    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
-    expect(r.body).toMatchObject({ decision: 'isolate', outcome: 'isolated' });
-    const np = await c.admin.net.readNamespacedNetworkPolicy({ name: 'falco-pod-delete-quarantine', namespace: c.ns });
-    expect(np.spec).toMatchObject({ podSelector: { matchLabels: { 'falco-pod-delete/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] });
-    const after = await c.admin.readPod(c.ns, 'web-0');
-    expect(after?.metadata?.labels).toMatchObject({ app: 'web-0', 'falco-pod-delete/quarantine': 'true' });
-    expect(after?.metadata?.deletionTimestamp).toBeUndefined();
-    // Nothing else selects it: the isolation holds, and the answer says so.
-    expect(r.body.isolation).toEqual({ holds: true, allowedBy: [], detached: false });
-  });
-
-  it("isolate: says the isolation does not hold, naming the policies that still allow the pod's traffic", async () => {
-    const pod = await c.admin.pod(c.ns, 'web-0', { labels: { app: 'web' } });
-    const np = (name: string, spec: Record<string, unknown>) => c.admin.net.createNamespacedNetworkPolicy({ namespace: c.ns, body: { metadata: { name }, spec } as never });
+  const ISOLATE = 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]';
+  const np = (name: string, spec: Record<string, unknown>) => c.admin.net.createNamespacedNetworkPolicy({ namespace: c.ns, body: { metadata: { name }, spec } as never });
+  const webPolicies = async () => {
     await np('allow-web', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{}] });
     await np('allow-same-namespace', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] });
     await np('default-deny-egress', { podSelector: {}, policyTypes: ['Egress'] });
     await np('allow-db', { podSelector: { matchLabels: { app: 'db' } }, ingress: [{}] });
-    await c.start({ POLICY: 'entries: [{name: keep-for-forensics, match: {rules: ["Terminal shell*"]}, action: isolate}]', RECORD_EVENTS: 'true' });
-    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
-    expect(r.body).toMatchObject({ outcome: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace', 'allow-web'], detached: false } });
-    expect(c.fn!.audits()[0]).toMatchObject({ outcome: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace', 'allow-web'] } });
+  };
+  const selectorMatches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+  it("isolate, a ReplicaSet's pod behind a Service: detached from both, cut off, its old labels kept; the answer names what still allows traffic", async () => {
+    const [pod] = await workload(c.admin, c.ns, 'Deployment', 'web', 2);
+    await c.admin.core.createNamespacedService({ namespace: c.ns, body: { metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80 }] } } });
+    await webPolicies();
+    await c.start({ POLICY: ISOLATE, RECORD_EVENTS: 'true' });
+    const r = await c.fn!.post(shellIn(c.ns, pod.name, pod.containerId));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ decision: 'isolate', outcome: 'isolated', code: 'isolate' });
+    // The quarantine label alone: neither the Service's selector nor the ReplicaSet's matches it any more.
+    const after = await c.admin.readPod(c.ns, pod.name);
+    expect(after?.metadata?.labels).toEqual({ 'falco-pod-delete/quarantine': 'true' });
+    expect(after?.metadata?.deletionTimestamp).toBeUndefined();
+    const service = await c.admin.core.readNamespacedService({ name: 'web', namespace: c.ns });
+    expect(selectorMatches(service.spec!.selector!, after!.metadata!.labels!)).toBe(false);
+    const rs = await c.admin.kc.makeApiClient(k8s.AppsV1Api).readNamespacedReplicaSet({ name: 'web-7d4b9c', namespace: c.ns });
+    expect(selectorMatches(rs.spec!.selector.matchLabels!, after!.metadata!.labels!)).toBe(false);
+    expect(JSON.parse(after!.metadata!.annotations!['falco-pod-delete/isolation'])).toEqual({
+      labels: { app: 'web' }, detached: true, since: expect.stringMatching(/^\d{4}-/), rule: 'Terminal shell in container', entry: 'keep-for-forensics', owner: 'ReplicaSet/web-7d4b9c',
+    });
+    const quarantine = await c.admin.net.readNamespacedNetworkPolicy({ name: 'falco-pod-delete-quarantine', namespace: c.ns });
+    expect(quarantine.spec).toMatchObject({ podSelector: { matchLabels: { 'falco-pod-delete/quarantine': 'true' } }, policyTypes: ['Ingress', 'Egress'] });
+    // allow-web no longer selects it; the namespace-wide allow-same-namespace still does, and the answer says so.
+    expect(r.body.isolation).toEqual({ holds: false, allowedBy: ['allow-same-namespace'], detached: true });
+    expect(r.body.workload).toMatchObject({ kind: 'Deployment', name: 'web', effect: expect.stringContaining('ReplicaSet') });
+    expect((r.body.workload as { effect: string }).effect).toMatch(/out of its Services; .* releases it and starts a replacement/);
+    expect(r.body.credentials).toEqual({ serviceAccount: 'default', tokenMounted: true, note: expect.stringContaining('stays valid for as long as the pod exists') });
+    expect((r.body.credentials as { note: string }).note).toContain('delete does');
+    expect(c.fn!.audits()[0]).toMatchObject({ outcome: 'isolated', isolation: r.body.isolation, credentials: r.body.credentials });
     await c.fn!.fn.drain();
     const events = (await c.admin.events(c.ns)).filter((e) => e.reason === 'FalcoResponseIsolated');
-    expect(events.map((e) => e.message)).toEqual([expect.stringContaining('the isolation does not hold: NetworkPolicies allow-same-namespace, allow-web still allow traffic')]);
+    expect(events.map((e) => e.message)).toEqual([expect.stringContaining('the isolation does not hold: NetworkPolicies allow-same-namespace still allow traffic')]);
     const metric = await c.fn!.fn.metrics.isolations.get();
     expect(metric.values.map((v) => [v.labels.holds, v.value])).toEqual([['false', 1]]);
+  });
+
+  it('isolate, a bare pod: detached, and the isolation holds when only policies on its old labels select it', async () => {
+    const pod = await c.admin.pod(c.ns, 'web-0', { labels: { app: 'web' } });
+    await np('allow-web', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{}] });
+    await c.start({ POLICY: ISOLATE });
+    const r = await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId));
+    expect(r.body).toMatchObject({ outcome: 'isolated', isolation: { holds: true, allowedBy: [], detached: true } });
+    expect(r.body.workload).toEqual({ kind: 'none', effect: 'a bare pod: out of its Services and kept for forensics; nothing replaces it' });
+    expect((await c.admin.readPod(c.ns, 'web-0'))?.metadata?.labels).toEqual({ 'falco-pod-delete/quarantine': 'true' });
+    // A second alert for the isolated pod leaves it and its record as they are.
+    const before = await c.admin.readPod(c.ns, 'web-0');
+    await c.fn!.fn.drain();
+    await c.fn!.stop();
+    await c.start({ POLICY: ISOLATE });
+    expect((await c.fn!.post(shellIn(c.ns, 'web-0', pod.containerId))).body).toMatchObject({ outcome: 'isolated', isolation: { holds: true, detached: true } });
+    const again = await c.admin.readPod(c.ns, 'web-0');
+    expect(again?.metadata?.annotations).toEqual(before?.metadata?.annotations);
+    expect(again?.metadata?.resourceVersion).toBe(before?.metadata?.resourceVersion);
+  });
+
+  it("isolate, a StatefulSet's pod: keeps its labels, so the policies on them still allow traffic; the answer says what that leaves", async () => {
+    const [pod] = await workload(c.admin, c.ns, 'StatefulSet', 'web', 2);
+    await webPolicies();
+    await c.start({ POLICY: ISOLATE });
+    const r = await c.fn!.post(shellIn(c.ns, pod.name, pod.containerId));
+    expect(r.body).toMatchObject({ outcome: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace', 'allow-web'], detached: false } });
+    expect((await c.admin.readPod(c.ns, pod.name))?.metadata?.labels).toEqual({ app: 'web', 'falco-pod-delete/quarantine': 'true' });
+    expect((r.body.workload as { effect: string }).effect).toMatch(/^its labels are kept \(a StatefulSet's pod\): StatefulSet web still counts it and its Services still send it traffic, which the deny-all drops; no replacement starts/);
+  });
+
+  it('isolate with requireHolds: an isolation that would not hold deletes the pod instead; one that holds is made', async () => {
+    const policy = 'entries: [{name: contain, match: {rules: ["Terminal shell*"]}, action: isolate, requireHolds: true}]';
+    const leaky = await c.admin.pod(c.ns, 'leaky', { labels: { app: 'web' } });
+    await np('allow-same-namespace', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] });
+    await c.start({ POLICY: policy });
+    const r = await c.fn!.post(shellIn(c.ns, 'leaky', leaky.containerId));
+    expect(r.body).toMatchObject({ decision: 'delete', outcome: 'deleted', code: 'isolation-would-not-hold', isolation: { holds: false, allowedBy: ['allow-same-namespace'], detached: true } });
+    expect(r.body.reason).toContain('deleted instead of isolated by policy entry "contain" (requireHolds)');
+    expect(await c.admin.contained(c.ns, 'leaky')).toBe(true);
+    expect((await c.admin.readPod(c.ns, 'leaky'))?.metadata?.labels).toEqual({ app: 'web' });
+    const other = await c.admin.namespace('apps');
+    const tight = await c.admin.pod(other, 'tight', { labels: { app: 'web' } });
+    const r2 = await c.fn!.post(shellIn(other, 'tight', tight.containerId));
+    expect(r2.body).toMatchObject({ outcome: 'isolated', isolation: { holds: true } });
+    expect(await c.admin.contained(other, 'tight')).toBe(false);
   });
 
   it('leaves a pod that carries the opt-out label', async () => {

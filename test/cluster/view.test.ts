@@ -173,7 +173,7 @@ describeCluster('acting on what was verified', () => {
     expect((await a.post(shellIn(c.ns, 'web-0', pod.containerId))).body).toMatchObject({ outcome: 'isolated' });
     const kube = a.fn.parts.kube as Kube;
     // The same patch under the version read before the isolation: the server's test of resourceVersion fails.
-    const again = await kube.labelPod({ namespace: c.ns, name: 'web-0' }, { uid: pod.uid, resourceVersion: before!.metadata!.resourceVersion! }, 'falco-pod-delete/quarantine', true, false, new Deadline(5000));
+    const again = await kube.isolatePod({ namespace: c.ns, name: 'web-0' }, { uid: pod.uid, resourceVersion: before!.metadata!.resourceVersion!, labels: { app: 'web-0' } }, { label: 'falco-pod-delete/quarantine', detach: true, annotation: 'falco-pod-delete/isolation', record: '{}' }, false, new Deadline(5000));
     expect(again).toBe('changed');
     expect((await c.admin.readPod(c.ns, 'web-0'))?.metadata?.labels?.['falco-pod-delete/quarantine']).toBe('true');
   });

@@ -391,9 +391,15 @@ export class FakeApiServer {
           if (op.op === 'test' && ((op.path === '/metadata/uid' && op.value !== pod.metadata.uid) || (op.path === '/metadata/resourceVersion' && op.value !== pod.metadata.resourceVersion))) {
             return this.send(res, 422, status(422, 'Invalid', 'the server rejected our request due to an error in our request'));
           }
-          if (op.op === 'add' && op.path === '/metadata/labels') next.metadata.labels = op.value as Record<string, string>;
-          else if (op.op === 'add' && op.path.startsWith('/metadata/labels/')) {
-            next.metadata.labels[op.path.slice('/metadata/labels/'.length).replace(/~1/g, '/').replace(/~0/g, '~')] = op.value as string;
+          // As kube-apiserver's JSON patch: add a map, or a key to a map that exists (422 when it does not).
+          for (const map of ['labels', 'annotations'] as const) {
+            const meta = next.metadata as Record<string, unknown> & { labels: Record<string, string> };
+            if (op.op === 'add' && op.path === `/metadata/${map}`) meta[map] = op.value as Record<string, string>;
+            else if (op.op === 'add' && op.path.startsWith(`/metadata/${map}/`)) {
+              const into = meta[map] as Record<string, string> | undefined;
+              if (!into) return this.send(res, 422, status(422, 'Invalid', `the server rejected our request due to an error in our request: doc is missing path: "${op.path}"`));
+              into[op.path.slice(`/metadata/${map}/`.length).replace(/~1/g, '/').replace(/~0/g, '~')] = op.value as string;
+            }
           }
         }
         if (query.get('dryRun') !== 'All') {

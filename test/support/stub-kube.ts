@@ -2,7 +2,7 @@
 // leases behave like the API's (AlreadyExists, resourceVersion preconditions).
 import type { PodRef } from '../../falco-pod-delete/src/alert.js';
 import type { PolicyFacts } from '../../falco-pod-delete/src/isolation.js';
-import type { ControllerStatus, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
+import type { ControllerStatus, IsolationChange, Kube, NodeSnapshot, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
 
 export abstract class StubKube implements Kube {
   readonly touched: PodRef[] = [];
@@ -41,11 +41,26 @@ export abstract class StubKube implements Kube {
   async listNetworkPolicies(namespace: string): Promise<PolicyFacts[]> {
     return this.networkPolicies.get(namespace) ?? [];
   }
-  async labelPod(p: PodRef, _verified: Verified, _label: string, _hasLabels: boolean, _dryRun: boolean): Promise<MutationResult> {
+  async isolatePod(p: PodRef, _verified: Verified, _change: IsolationChange, _dryRun: boolean): Promise<MutationResult> {
     this.touched.push(p);
     return 'done';
   }
   async createEvent() {}
+  /** Nodes by name; cordonNode marks them, as the API would. */
+  readonly nodes = new Map<string, NodeSnapshot>();
+  async readNode(name: string): Promise<NodeSnapshot | null> {
+    return this.nodes.get(name) ?? null;
+  }
+  async listNodes(): Promise<NodeSnapshot[]> {
+    return [...this.nodes.values()];
+  }
+  async cordonNode(node: NodeSnapshot, label: string, value: string, dryRun: boolean): Promise<MutationResult> {
+    const now = this.nodes.get(node.name);
+    if (!now) return 'gone';
+    if (now.resourceVersion !== node.resourceVersion) return 'changed';
+    if (!dryRun) this.nodes.set(node.name, { ...now, unschedulable: true, labels: { ...now.labels, [label]: value }, resourceVersion: String(Number(now.resourceVersion) + 1) });
+    return 'done';
+  }
 
   private record(l: LeaseSpec): LeaseRecord {
     return { name: l.name, resourceVersion: String(++this.version), holder: l.holder, renewTime: new Date(), durationSeconds: l.durationSeconds, annotations: l.annotations, labels: l.labels, created: new Date() };

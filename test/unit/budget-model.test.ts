@@ -91,7 +91,7 @@ function client(store: LeaseStore, clock: VirtualClock, s: fc.Scheduler, replica
     readLease: () => call('GET', () => store.read()),
     createLease: (_ns: string, l: LeaseSpec) => call('POST', () => store.create(l)),
     replaceLease: (_ns: string, rv: string, l: LeaseSpec) => call('PUT', () => store.replace(rv, l)),
-    readPod: only, listPodsOnNode: only, readNamespaceLabels: only, deletePod: only, evictPod: only, readController: only, readPodLog: only, ensureQuarantinePolicy: only, labelPod: only, createEvent: only,
+    readPod: only, listPodsOnNode: only, readNamespaceLabels: only, deletePod: only, evictPod: only, readController: only, readPodLog: only, ensureQuarantinePolicy: only, isolatePod: only, createEvent: only,
   } as unknown as Kube;
 }
 

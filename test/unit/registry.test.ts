@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { ACTIONS, ACTION_EVENTS, actionOf } from '../../falco-pod-delete/src/actions/index.js';
+import { ACTIONS, ACTION_EVENTS, NODE_ACTIONS, actionOf } from '../../falco-pod-delete/src/actions/index.js';
 import { CODES, type CodeInfo, EXPLAIN_ONLY } from '../../falco-pod-delete/src/codes.js';
 import { explain } from '../../falco-pod-delete/src/explain.js';
 import { POLICY_SCHEMA, loadPolicy } from '../../falco-pod-delete/src/policy.js';
@@ -40,12 +40,12 @@ describe('the action registry', () => {
     const docs = YAML.parseAllDocuments(readFileSync('rbac.yaml', 'utf8')).map((d) => d.toJSON() as { kind: string; rules?: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> });
     const granted = docs.find((d) => d.kind === 'ClusterRole')!.rules!;
     const grants = (group: string, resource: string, verb: string) => granted.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
-    for (const a of ACTIONS) for (const r of a.rbac) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) {
+    for (const a of [...ACTIONS, ...NODE_ACTIONS]) for (const r of a.rbac) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) {
       expect([a.name, g, res, v, grants(g, res, v)]).toEqual([a.name, g, res, v, true]);
     }
     // The writes rbac.yaml grants on pods are each some action's: none is granted that no action needs.
-    const declared = new Set(ACTIONS.flatMap((a) => a.rbac.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${res}/${v}`)))));
-    const podWrites = granted.filter((r) => r.apiGroups.includes('')).flatMap((r) => r.resources.flatMap((res) => r.verbs.filter((v) => ['delete', 'patch', 'create', 'update'].includes(v) && res.startsWith('pods')).map((v) => `${res}/${v}`)));
+    const declared = new Set([...ACTIONS, ...NODE_ACTIONS].flatMap((a) => a.rbac.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${res}/${v}`)))));
+    const podWrites = granted.filter((r) => r.apiGroups.includes('')).flatMap((r) => r.resources.flatMap((res) => r.verbs.filter((v) => ['delete', 'patch', 'create', 'update'].includes(v) && (res.startsWith('pods') || res === 'nodes')).map((v) => `${res}/${v}`)));
     expect(podWrites.filter((w) => !declared.has(w))).toEqual([]);
   });
 
@@ -84,5 +84,15 @@ describe('the code registry', () => {
     // The codes only explain gives are explained where explain is.
     const page = readFileSync('docs/policy.md', 'utf8');
     for (const code of Object.keys(EXPLAIN_ONLY)) expect(page).toContain(`\`${code}\` (`);
+  });
+});
+
+describe('the node codes', () => {
+  it("are docs/policy.md's node code table, row for row", async () => {
+    const { NODE_CODES } = await import('../../falco-pod-delete/src/nodes.js');
+    const page = readFileSync('docs/policy.md', 'utf8');
+    const rows = page.split('\n').filter((l) => /^\| `[a-z-]+` \| /.test(l) && page.indexOf(l) > page.indexOf('| node code | meaning |'));
+    const table = rows.slice(0, Object.keys(NODE_CODES).length);
+    expect(table).toEqual(Object.entries(NODE_CODES).map(([code, meaning]) => `| \`${code}\` | ${meaning} |`));
   });
 });

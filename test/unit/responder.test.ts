@@ -6,7 +6,7 @@ import type { PodRef } from '../../falco-pod-delete/src/alert.js';
 import { Deadline } from '../../falco-pod-delete/src/deadline.js';
 import { decide, guardsFrom } from '../../falco-pod-delete/src/decision.js';
 import { intake } from '../../falco-pod-delete/src/intake.js';
-import type { ControllerStatus, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
+import type { ControllerStatus, IsolationChange, MutationResult, PodSnapshot, Verified, WorkloadRef } from '../../falco-pod-delete/src/kube/index.js';
 import type { Outcome } from '../../falco-pod-delete/src/outcome.js';
 import { loadPolicy } from '../../falco-pod-delete/src/policy.js';
 import { Responder, type ResponseSettings } from '../../falco-pod-delete/src/response.js';
@@ -59,8 +59,8 @@ class Api extends StubKube {
   override async ensureQuarantinePolicy() {
     this.calls.push({ verb: 'ensure quarantine policy' });
   }
-  override async labelPod(p: PodRef, verified: Verified, label: string, _has: boolean, dryRun: boolean) {
-    return this.mutate('label pod', p, verified, dryRun, (pod) => ({ ...pod, labels: { ...pod.labels, [label]: 'true' } })) as MutationResult;
+  override async isolatePod(p: PodRef, verified: Verified, change: IsolationChange, dryRun: boolean) {
+    return this.mutate('label pod', p, verified, dryRun, (pod) => ({ ...pod, labels: change.detach ? { [change.label]: 'true' } : { ...pod.labels, [change.label]: 'true' }, isolationRecord: change.record })) as MutationResult;
   }
   mutations(): Call[] {
     return this.calls.filter((c) => /^(delete|evict|label) pod$/.test(c.verb));
@@ -251,14 +251,59 @@ describe('remembered for the coalescing window, or forgotten', () => {
 describe('isolate reports whether the isolation holds', () => {
   const ISOLATE = 'entries: [{name: shell, match: {rules: ["Terminal shell in container"]}, action: isolate}]';
 
-  it('names the other NetworkPolicies that still allow traffic to the pod', async () => {
+  const policies = [
+    { name: 'allow-web', podSelector: { matchLabels: { app: 'web' } }, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
+    { name: 'allow-same-namespace', podSelector: {}, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
+    { name: 'allow-db', podSelector: { matchLabels: { app: 'db' } }, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
+  ];
+
+  it('detached, a pod leaves the policies on its labels; a namespace-wide one still selects it and is named', async () => {
     const { api, send } = setup({ policy: ISOLATE });
     api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' } }));
-    api.networkPolicies.set('default', [
-      { name: 'allow-web', podSelector: { matchLabels: { app: 'web' } }, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
-      { name: 'allow-db', podSelector: { matchLabels: { app: 'db' } }, policyTypes: undefined, ingressRules: 1, egressRules: 0 },
-    ]);
-    expect(await send()).toMatchObject({ result: 'isolated', isolation: { holds: false, allowedBy: ['allow-web'], detached: false } });
+    api.networkPolicies.set('default', policies);
+    const o = await send();
+    expect(o).toMatchObject({ result: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace'], detached: true } });
+    expect(api.pods.get('default/kubecon')?.labels).toEqual({ 'falco-pod-delete/quarantine': 'true' });
+    expect(JSON.parse(api.pods.get('default/kubecon')?.isolationRecord ?? '')).toMatchObject({ labels: { app: 'web' }, detached: true, entry: 'shell' });
+    expect(o.workload?.effect).toBe('a bare pod: out of its Services and kept for forensics; nothing replaces it');
+  });
+
+  it("a StatefulSet's pod keeps its labels, so the policies on them still select it, and the answer says what that leaves", async () => {
+    const { api, send } = setup({ policy: ISOLATE });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' }, owner: { kind: 'StatefulSet', name: 'web' } }));
+    api.controllers.set('default/StatefulSet/web', { kind: 'StatefulSet', name: 'web', replicas: 3, ready: 3, owner: undefined });
+    api.networkPolicies.set('default', policies);
+    const o = await send();
+    expect(o).toMatchObject({ result: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace', 'allow-web'], detached: false } });
+    expect(api.pods.get('default/kubecon')?.labels).toEqual({ app: 'web', 'falco-pod-delete/quarantine': 'true' });
+    expect(o.workload?.effect).toMatch(/^its labels are kept \(a StatefulSet's pod\): StatefulSet web still counts it .* no replacement starts while it holds its name/);
+  });
+
+  it('requireHolds: an isolation that would not hold deletes the pod instead, and the answer says why', async () => {
+    const { api, send } = setup({ policy: 'entries: [{name: shell, match: {rules: ["Terminal shell in container"]}, action: isolate, requireHolds: true}]' });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' } }));
+    api.networkPolicies.set('default', policies);
+    const o = await send();
+    expect(o).toMatchObject({ decision: 'delete', result: 'deleted', code: 'isolation-would-not-hold', isolation: { holds: false, allowedBy: ['allow-same-namespace'] } });
+    expect(o.reason).toContain('deleted instead of isolated by policy entry "shell" (requireHolds): the isolation would not hold: NetworkPolicies allow-same-namespace');
+    expect(api.mutations().map((c) => c.verb)).toEqual(['delete pod']);
+  });
+
+  it('requireHolds: an isolation that holds is made, and nothing is deleted', async () => {
+    const { api, send } = setup({ policy: 'entries: [{name: shell, match: {rules: ["Terminal shell in container"]}, action: isolate, requireHolds: true}]' });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' } }));
+    api.networkPolicies.set('default', [policies[0], policies[2]]);
+    expect(await send()).toMatchObject({ result: 'isolated', isolation: { holds: true, detached: true } });
+    expect(api.mutations().map((c) => c.verb)).toEqual(['label pod']);
+  });
+
+  it('a pod that carries the quarantine label already is not patched again: its record of the old labels stays', async () => {
+    const { api, send } = setup({ policy: ISOLATE });
+    const record = JSON.stringify({ labels: { app: 'web' }, detached: true, since: '2026-12-01T00:00:00.000Z', rule: 'r', entry: 'e' });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { 'falco-pod-delete/quarantine': 'true' }, isolationRecord: record }));
+    expect(await send()).toMatchObject({ result: 'isolated', isolation: { holds: true, detached: true } });
+    expect(api.mutations()).toEqual([]);
+    expect(api.calls.map((c) => c.verb)).toContain('ensure quarantine policy');
   });
 
   it('holds when nothing else selects it', async () => {

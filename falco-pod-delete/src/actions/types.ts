@@ -23,6 +23,10 @@ export interface ActionContext {
   dryRun: boolean;
   quarantineLabel: string;
   deadline: Deadline;
+  /** The alert's rule and the policy entry that matched: isolate records them on the pod. */
+  rule: string;
+  entry: string;
+  now: Date;
 }
 
 /** 'done', 'gone' (404), 'changed' (the preconditions failed: read and decide again), or why it may not be done now. */

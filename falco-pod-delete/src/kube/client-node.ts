@@ -7,7 +7,7 @@ import type { PodRef } from '../alert.js';
 import { type ClusterSource, type TokenFile, tlsOptions } from './cluster.js';
 import { type Deadline, Slots } from '../deadline.js';
 import { type HandledStatus, KubeError, type Target, classify, isStatus } from './kube-error.js';
-import type { ControllerStatus, EventNote, Kube, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from './index.js';
+import type { ControllerStatus, EventNote, IsolationChange, Kube, NodeSnapshot, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from './index.js';
 import { leaseBody, leaseRecord } from './leases.js';
 import { controllerOf, snapshot } from './pod-snapshot.js';
 import { QUARANTINE_POLICY, quarantineSpec, quarantineSpecProblem } from './quarantine.js';
@@ -344,14 +344,19 @@ export class ClientNodeKube implements Kube {
     }));
   }
 
-  async labelPod(pod: PodRef, verified: Verified, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
-    const add = hasLabels
-      ? { op: 'add', path: `/metadata/labels/${label.replace(/~/g, '~0').replace(/\//g, '~1')}`, value: 'true' }
-      : { op: 'add', path: '/metadata/labels', value: { [label]: 'true' } };
+  async isolatePod(pod: PodRef, verified: Verified & { annotated?: boolean; labels?: Record<string, string> }, change: IsolationChange, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
+    const key = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
+    const label = change.detach
+      ? { op: 'add', path: '/metadata/labels', value: { [change.label]: 'true' } } // replaces them all
+      : { op: 'add', path: `/metadata/labels/${key(change.label)}`, value: 'true' };
+    const annotation = verified.annotated
+      ? { op: 'add', path: `/metadata/annotations/${key(change.annotation)}`, value: change.record }
+      : { op: 'add', path: '/metadata/annotations', value: { [change.annotation]: change.record } };
     // The test operations make the patch fail (422) unless the pod is exactly the version that was verified.
     const tests = [{ op: 'test', path: '/metadata/uid', value: verified.uid }];
     if (verified.resourceVersion) tests.push({ op: 'test', path: '/metadata/resourceVersion', value: verified.resourceVersion });
-    const patch = [...tests, add];
+    // A pod with no labels at all has no map to add a key to: the label op then adds the map.
+    const patch = [...tests, change.detach || Object.keys(verified.labels ?? {}).length > 0 ? label : { op: 'add', path: '/metadata/labels', value: { [change.label]: 'true' } }, annotation];
     const r = await this.call({ verb: 'patch', resource: 'pods', namespace: pod.namespace }, deadline, (o) =>
       this.core.patchNamespacedPod({ name: pod.name, namespace: pod.namespace, body: patch, dryRun: dryRun ? 'All' : undefined }, o),
     { 'Content-Type': k8s.PatchStrategy.JsonPatch });
@@ -385,9 +390,14 @@ export class ClientNodeKube implements Kube {
 
   async createEvent(event: EventNote, deadline: Deadline): Promise<void> {
     const now = new Date();
+    // An Event about a Node (cluster-scoped) lives in the default namespace, where kubectl describe node finds it.
+    const namespace = event.node ? 'default' : event.pod.namespace;
+    const involvedObject: k8s.V1ObjectReference = event.node
+      ? { apiVersion: 'v1', kind: 'Node', name: event.node.name, uid: event.node.uid }
+      : { apiVersion: 'v1', kind: 'Pod', name: event.pod.name, namespace: event.pod.namespace, uid: event.podUid };
     const body: k8s.CoreV1Event = {
-      metadata: { generateName: `${event.pod.name.slice(0, 200)}.falco-`, namespace: event.pod.namespace },
-      involvedObject: { apiVersion: 'v1', kind: 'Pod', name: event.pod.name, namespace: event.pod.namespace, uid: event.podUid },
+      metadata: { generateName: `${(event.node?.name ?? event.pod.name).slice(0, 200)}.falco-`, namespace },
+      involvedObject,
       reason: event.reason,
       message: event.note.slice(0, 1024),
       type: event.type,
@@ -398,7 +408,50 @@ export class ClientNodeKube implements Kube {
       lastTimestamp: now,
       count: 1,
     };
-    await this.call({ verb: 'create', resource: 'events', namespace: event.pod.namespace }, deadline, (o) =>
-      this.core.createNamespacedEvent({ namespace: event.pod.namespace, body }, o));
+    await this.call({ verb: 'create', resource: 'events', namespace }, deadline, (o) =>
+      this.core.createNamespacedEvent({ namespace, body }, o));
   }
+
+  async readNode(name: string, deadline: Deadline): Promise<NodeSnapshot | null> {
+    const r = await this.call({ verb: 'get', resource: 'nodes', namespace: undefined }, deadline, (o) => this.core.readNode({ name }, o));
+    if (isStatus(r, 404)) return null;
+    if (isStatus(r)) throw new KubeError('rejected', 'get', 'nodes', undefined, `the Kubernetes API refused to read node ${name} (${r.handledStatus})`, r.handledStatus);
+    const n = nodeSnapshot(r);
+    if (n.name !== name || n.uid === '') throw new KubeError('bad-response', 'get', 'nodes', undefined, `the Kubernetes API answered get nodes ${name} with something that is not that node`);
+    return n;
+  }
+
+  async listNodes(deadline: Deadline): Promise<NodeSnapshot[]> {
+    const r = await this.call({ verb: 'list', resource: 'nodes', namespace: undefined }, deadline, (o) => this.core.listNode({}, o));
+    if (isStatus(r)) throw new KubeError('rejected', 'list', 'nodes', undefined, `the Kubernetes API refused to list nodes (${r.handledStatus})`, r.handledStatus);
+    return (r.items ?? []).map(nodeSnapshot);
+  }
+
+  async cordonNode(node: NodeSnapshot, label: string, value: string, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
+    const key = label.replace(/~/g, '~0').replace(/\//g, '~1');
+    const patch = [
+      { op: 'test', path: '/metadata/uid', value: node.uid },
+      { op: 'test', path: '/metadata/resourceVersion', value: node.resourceVersion },
+      { op: 'add', path: '/spec/unschedulable', value: true },
+      Object.keys(node.labels).length > 0 ? { op: 'add', path: `/metadata/labels/${key}`, value } : { op: 'add', path: '/metadata/labels', value: { [label]: value } },
+    ];
+    const r = await this.call({ verb: 'patch', resource: 'nodes', namespace: undefined }, deadline, (o) =>
+      this.core.patchNode({ name: node.name, body: patch, dryRun: dryRun ? 'All' : undefined }, o),
+    { 'Content-Type': k8s.PatchStrategy.JsonPatch });
+    if (isStatus(r, 404)) return 'gone';
+    if (isStatus(r, 422) || isStatus(r, 409)) return 'changed';
+    return 'done';
+  }
+}
+
+/** The facts cordon needs of a Node. */
+export function nodeSnapshot(n: k8s.V1Node): NodeSnapshot {
+  return {
+    name: n.metadata?.name ?? '',
+    uid: n.metadata?.uid ?? '',
+    resourceVersion: n.metadata?.resourceVersion ?? '',
+    labels: n.metadata?.labels ?? {},
+    unschedulable: n.spec?.unschedulable === true,
+    ready: (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+  };
 }

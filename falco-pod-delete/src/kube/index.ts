@@ -26,6 +26,14 @@ export interface PodSnapshot {
   containers: string[];
   /** The facts evidence keeps of the pod: identity, owner, node, images and their digests, status. */
   manifest: Record<string, unknown>;
+  /** Whether the pod has any annotation (a JSON patch adds the map, or a key to it). */
+  annotated?: boolean;
+  /** The isolation record isolate wrote on the pod (its annotation's value), if any. */
+  isolationRecord?: string;
+  /** The pod's ServiceAccount (spec.serviceAccountName). */
+  serviceAccount?: string;
+  /** Whether a container mounts a ServiceAccount token (a projected serviceAccountToken, or a token Secret). */
+  tokenMounted?: boolean;
 }
 
 export interface WorkloadRef {
@@ -57,8 +65,30 @@ export interface Verified {
   resourceVersion: string;
 }
 
+/** What isolate writes on a pod: the quarantine label, and its record in one annotation. */
+export interface IsolationChange {
+  label: string;
+  /** Replace every label with the quarantine label (out of its Services and controller), or add it to them. */
+  detach: boolean;
+  annotation: string;
+  /** The annotation's value: the old labels and when, why, by which rule (quarantine.ts, IsolationRecord). */
+  record: string;
+}
+
+/** A Node as cordon needs it. */
+export interface NodeSnapshot {
+  name: string;
+  uid: string;
+  resourceVersion: string;
+  labels: Record<string, string>;
+  unschedulable: boolean;
+  ready: boolean;
+}
+
 export interface EventNote {
   pod: PodRef;
+  /** The Event is about this node instead of the pod (written in the pod's namespace). */
+  node?: { name: string; uid: string };
   podUid: string | undefined;
   reason: string;
   note: string;
@@ -96,8 +126,16 @@ export interface Kube {
   ensureQuarantinePolicy(namespace: string, label: string, dryRun: boolean, deadline: Deadline): Promise<void>;
   /** The namespace's NetworkPolicies, as the isolation check reads them. */
   listNetworkPolicies(namespace: string, deadline: Deadline): Promise<PolicyFacts[]>;
-  labelPod(pod: PodRef, verified: Verified, label: string, hasLabels: boolean, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
+  /**
+   * The quarantine label on the pod and the isolation record in its annotation, under the preconditions.
+   * Detached: the labels become the quarantine label alone (the record keeps the old ones).
+   */
+  isolatePod(pod: PodRef, verified: Verified & { annotated?: boolean; labels?: Record<string, string> }, change: IsolationChange, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
   createEvent(event: EventNote, deadline: Deadline): Promise<void>;
+  readNode(name: string, deadline: Deadline): Promise<NodeSnapshot | null>;
+  listNodes(deadline: Deadline): Promise<NodeSnapshot[]>;
+  /** spec.unschedulable true and the label, under the node's uid and resourceVersion (JSON patch tests). */
+  cordonNode(node: NodeSnapshot, label: string, value: string, dryRun: boolean, deadline: Deadline): Promise<MutationResult>;
   /** coordination.k8s.io Leases in the function's own namespace: the shared action budget. */
   createLease(namespace: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'exists'>;
   readLease(namespace: string, name: string, deadline: Deadline): Promise<LeaseRecord | null>;

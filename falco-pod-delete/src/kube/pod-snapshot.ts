@@ -1,6 +1,7 @@
 // The facts the function keeps of a pod, from the API's V1Pod.
 import type * as k8s from '@kubernetes/client-node';
 import type { PodSnapshot, WorkloadRef } from './index.js';
+import { ISOLATION_ANNOTATION } from './quarantine.js';
 
 /** The facts of a pod; `manifest` (for evidence) only when asked, since the local view keeps thousands. */
 export function snapshot(pod: k8s.V1Pod, withManifest = true): PodSnapshot {
@@ -26,6 +27,10 @@ export function snapshot(pod: k8s.V1Pod, withManifest = true): PodSnapshot {
     owner: controllerOf(pod.metadata?.ownerReferences),
     ready: (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
     containers: (pod.spec?.containers ?? []).map((c) => c.name),
+    annotated: Object.keys(pod.metadata?.annotations ?? {}).length > 0,
+    isolationRecord: pod.metadata?.annotations?.[ISOLATION_ANNOTATION],
+    serviceAccount: pod.spec?.serviceAccountName,
+    tokenMounted: tokenMounted(pod),
     manifest: !withManifest ? {} : {
       metadata: { name: pod.metadata?.name, namespace: pod.metadata?.namespace, uid: pod.metadata?.uid, labels: pod.metadata?.labels, ownerReferences: pod.metadata?.ownerReferences, creationTimestamp: pod.metadata?.creationTimestamp },
       spec: {
@@ -47,4 +52,13 @@ export function snapshot(pod: k8s.V1Pod, withManifest = true): PodSnapshot {
 export function controllerOf(refs: k8s.V1OwnerReference[] | undefined): WorkloadRef | undefined {
   const c = (refs ?? []).find((r) => r.controller === true);
   return c ? { kind: c.kind, name: c.name } : undefined;
+}
+
+/** Whether a container mounts a volume that carries a ServiceAccount token (the admission plugin's projected one, or a token Secret). */
+function tokenMounted(pod: k8s.V1Pod): boolean {
+  const tokenVolumes = new Set((pod.spec?.volumes ?? [])
+    .filter((v) => (v.projected?.sources ?? []).some((s) => s.serviceAccountToken) || v.secret?.secretName?.includes('-token-'))
+    .map((v) => v.name));
+  if (tokenVolumes.size === 0) return false;
+  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => (c.volumeMounts ?? []).some((m) => tokenVolumes.has(m.name)));
 }

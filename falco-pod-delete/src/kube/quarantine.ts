@@ -19,3 +19,34 @@ export function quarantineSpecProblem(spec: k8s.V1NetworkPolicySpec | undefined,
   if ((spec?.egress ?? []).length > 0) return 'it admits egress traffic';
   return undefined;
 }
+
+/** The one annotation isolate writes: the pod's labels before it, and when, by which rule and entry (IsolationRecord). */
+export const ISOLATION_ANNOTATION = 'falco-pod-delete/isolation';
+
+/** What the isolation annotation holds: enough for `release` to put the pod back and for `list` to say since when and why. */
+export interface IsolationRecord {
+  /** The pod's labels before the isolation (without the quarantine label). */
+  labels: Record<string, string>;
+  /** Whether the labels were replaced by the quarantine label alone (false: a StatefulSet's pod keeps them). */
+  detached: boolean;
+  /** When, as an ISO time. */
+  since: string;
+  /** The Falco rule and the policy entry that isolated it. */
+  rule: string;
+  entry: string;
+  /** The controller that owned the pod then ("ReplicaSet/web-7d4b9c"), if any: a detached pod has left it. */
+  owner?: string;
+}
+
+/** The record read back from a pod's annotation, or undefined when it is missing or not one. */
+export function parseIsolationRecord(value: string | undefined): IsolationRecord | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const r = JSON.parse(value) as Partial<IsolationRecord>;
+    if (typeof r !== 'object' || r === null || typeof r.labels !== 'object' || r.labels === null || Array.isArray(r.labels)) return undefined;
+    if (!Object.values(r.labels).every((v) => typeof v === 'string')) return undefined;
+    return { labels: r.labels, detached: r.detached === true, since: String(r.since ?? ''), rule: String(r.rule ?? ''), entry: String(r.entry ?? ''), owner: typeof r.owner === 'string' ? r.owner : undefined };
+  } catch {
+    return undefined;
+  }
+}
