@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The falco-pod-delete command (explain). Runs dist/cli.mjs, bundling it from falco-pod-delete/cli.ts first
+// The falco-pod-delete command (explain, release, list). Runs dist/cli.mjs, bundling it from falco-pod-delete/cli.ts first
 // when it is missing or older than the sources (esbuild, a dev dependency of this repository).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';

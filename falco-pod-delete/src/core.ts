@@ -228,6 +228,7 @@ export class FalcoResponse {
       else audit(this.audit, { envelope: ctx.envelope, alert: ctx.alert, eventId: ctx.eventId, outcome, status, durationMs, authenticated: ctx.authenticated, peer: ctx.peer });
       this.metrics.alerts.inc({ envelope: ctx.envelope });
       this.metrics.decisions.inc({ decision: outcome.decision, outcome: outcome.result, code: outcome.code });
+      if (outcome.node) this.metrics.nodeActions.inc({ outcome: outcome.node.outcome, code: outcome.node.code });
       if (outcome.isolation) this.metrics.isolations.inc({ holds: outcome.isolation.unchecked ? 'unchecked' : String(outcome.isolation.holds) });
       if (outcome.workload && ACTED.has(outcome.result)) this.metrics.actions.inc({ action: outcome.decision, workload_kind: outcome.workload.kind });
       this.metrics.alertDuration.observe({ decision: outcome.decision }, durationMs / 1000);

@@ -30,6 +30,10 @@ function describeAct(d: Extract<Decision, { kind: 'act' }>): Explanation {
     checks.push(`that its workload allows it: at least ${w.minHealthyReplicas} ready replica(s) remain; DaemonSet pods: ${w.daemonSets}; StatefulSet pods: ${w.statefulSets}`);
     checks.push('that the blast-radius limit (and the namespace\'s share) is not reached');
     if (d.evidence) checks.push(`evidence first: the pod's manifest${d.evidence.logs ? ` and the last ${d.evidence.logLines} log lines of each container` : ''}`);
+    if (d.requireHolds) checks.push("that the isolation would hold (no other NetworkPolicy allows the pod's traffic), else delete instead (requireHolds)");
+    for (const n of d.nodeActions) {
+      checks.push(`then ${n} the pod's own node (spec.nodeName, never the alert's hostname) unless it is a control-plane node, matches CRITICAL_NODES, would leave fewer than MIN_SCHEDULABLE_NODES schedulable, or the node budget (NODE_ACTION_LIMIT) is spent`);
+    }
   }
   return {
     verdict: acts ? 'act' : 'decline',
@@ -37,7 +41,7 @@ function describeAct(d: Extract<Decision, { kind: 'act' }>): Explanation {
     code: d.action,
     entry: d.entry,
     pod: `${d.pod.namespace}/${d.pod.name}`,
-    reason: `policy entry "${d.entry}" matches: ${d.action}${d.gracePeriodSeconds !== undefined ? ` (grace period ${d.gracePeriodSeconds} s)` : ''}`,
+    reason: `policy entry "${d.entry}" matches: ${[d.action, ...d.nodeActions].join(', then ')}${d.gracePeriodSeconds !== undefined ? ` (grace period ${d.gracePeriodSeconds} s)` : ''}`,
     checks,
   };
 }

@@ -22,6 +22,7 @@ export class Metrics {
   readonly unauthorized: Counter;
   readonly actions: Counter<'action' | 'workload_kind'>;
   readonly isolations: Counter<'holds'>;
+  readonly nodeActions: Counter<'outcome' | 'code'>;
   readonly auditSuppressed: Counter<'outcome'>;
   readonly kubeDuration: Histogram<'verb' | 'resource'>;
   readonly alertDuration: Histogram<'decision'>;
@@ -40,6 +41,7 @@ export class Metrics {
     this.decisions = new Counter({ name: 'falco_pod_delete_decisions_total', help: 'Alerts by decision, outcome and reason code.', labelNames: ['decision', 'outcome', 'code'], registers });
     this.actions = new Counter({ name: 'falco_pod_delete_actions_total', help: 'Actions taken (or dry-run), by action and by the kind of workload the pod belonged to (none: a bare pod).', labelNames: ['action', 'workload_kind'], registers });
     this.isolations = new Counter({ name: 'falco_pod_delete_isolations_total', help: 'Pods isolated, by whether the isolation holds (true; false: another NetworkPolicy allows traffic; unchecked: the policies could not be read).', labelNames: ['holds'], registers });
+    this.nodeActions = new Counter({ name: 'falco_pod_delete_node_actions_total', help: "The node's part of responses (cordon), by outcome (cordoned, skipped) and node code.", labelNames: ['outcome', 'code'], registers });
     this.unauthorized = new Counter({ name: 'falco_pod_delete_unauthorized_requests_total', help: 'Requests refused with 401 (missing or wrong caller token).', registers });
     this.auditSuppressed = new Counter({ name: 'falco_pod_delete_audit_lines_suppressed_total', help: 'Requests summarised instead of audited one by one, by outcome: unauthorized (rejected, at most 10 lines a second), declined (skipped) and rejected alerts (AUDIT_DECLINES_PER_SECOND).', labelNames: ['outcome'], registers });
     this.kubeRequests = new Counter({ name: 'falco_pod_delete_kube_requests_total', help: 'Kubernetes API calls by verb, resource and HTTP status (or error kind).', labelNames: ['verb', 'resource', 'code'], registers });

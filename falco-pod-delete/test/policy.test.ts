@@ -79,9 +79,22 @@ describe('policy validation', () => {
     ['entries: [{name: x, match: {}, action: delete, gracePeriodSeconds: -1}]', '/entries/0/gracePeriodSeconds'],
     ['rules: []', 'must have required property \'entries\''],
     ['entries: [', 'not YAML or JSON'],
+    ['entries: [{name: x, match: {}}]', '/entries/0: must have either action or actions'],
+    ['entries: [{name: x, match: {}, action: isolate, actions: [isolate, cordon]}]', '/entries/0: must have either action or actions'],
+    ['entries: [{name: x, match: {}, actions: [cordon]}]', '/entries/0/actions/0: must be a pod action (delete, evict, isolate, log), then node actions (cordon)'],
+    ['entries: [{name: x, match: {}, actions: [isolate, delete]}]', '/entries/0/actions/1: only one pod action, first'],
+    ['entries: [{name: x, match: {}, actions: [log, cordon]}]', '/entries/0/actions: cordon needs a pod action that reads and verifies the pod first (delete, evict or isolate), not log'],
+    ['entries: [{name: x, match: {}, actions: [isolate, cordon, cordon]}]', '/entries/0/actions: must NOT have duplicate items'],
+    ['entries: [{name: x, match: {}, actions: [isolate, drain]}]', '/entries/0/actions/1: must be one of delete, evict, isolate, log, cordon'],
+    ['entries: [{name: x, match: {}, action: isolate, requireHolds: yes please}]', '/entries/0/requireHolds: must be boolean'],
   ])('refuses %s naming the bad field', (text, message) => {
     expect(() => parsePolicy(text, 'POLICY')).toThrow(PolicyError);
     expect(() => parsePolicy(text, 'POLICY')).toThrow(message);
+  });
+
+  it('reads actions as the pod action, then the node actions; action alone is the same as a list of one', () => {
+    const p = parsePolicy('entries: [{name: a, match: {}, actions: [isolate, cordon], requireHolds: true}, {name: b, match: {}, action: delete}, {name: c, match: {}, actions: [evict]}]', 'POLICY');
+    expect(p.entries.map((e) => [e.action, e.nodeActions ?? [], e.requireHolds ?? false])).toEqual([['isolate', ['cordon'], true], ['delete', [], false], ['evict', [], false]]);
   });
 
   it('accepts JSON as well as YAML', () => {

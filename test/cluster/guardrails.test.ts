@@ -55,7 +55,7 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
       return 'allowed';
     } catch (e) {
       const body = String((e as k8s.ApiException<string>).body);
-      return /ValidatingAdmissionPolicy 'falco-pod-delete-guardrails'/.test(body) ? /guardrail ([a-z-]+)/.exec(body)?.[1] : `other: ${body.slice(0, 200)}`;
+      return /ValidatingAdmissionPolicy .falco-pod-delete-guardrails./.test(body) ? /guardrail ([a-z-]+)/.exec(body)?.[1] ?? `unnamed: ${body.slice(0, 400)}` : `other: ${body.slice(0, 200)}`;
     }
   };
 
@@ -147,6 +147,34 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
     expect((await admin.readPod(apps, 'plain'))?.metadata?.labels).toEqual({ app: 'web', tier: 'front' });
   });
 
+  it('lets the token only make a node unschedulable and add its cordon label: never uncordon, never taints or other fields', async () => {
+    const name = `worker-guard-${Date.now()}`;
+    await admin.core.createNode({ body: { metadata: { name, labels: { 'kubernetes.io/hostname': name }, annotations: { 'example.com/rack': 'r1' } } } });
+    const cordoned = `worker-guard-cordoned-${Date.now()}`;
+    await admin.core.createNode({ body: { metadata: { name: cordoned, labels: { 'falco-pod-delete/cordoned': '20261207T013152Z' } }, spec: { unschedulable: true } } });
+    const asFn = (() => {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromClusterAndUser({ name: 'c', server: state().server, caFile: state().caPath, skipTLSVerify: false }, { name: 'u', token: state().token });
+      return kc.makeApiClient(k8s.CoreV1Api);
+    })();
+    const patch = (node: string, body: unknown) => () => asFn.patchNode({ name: node, body, dryRun: 'All' }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    const cordon = [{ op: 'add', path: '/spec/unschedulable', value: true }, { op: 'add', path: '/metadata/labels/falco-pod-delete~1cordoned', value: '20261207T013152Z' }];
+    try {
+      // Control: what cordon sends passes.
+      expect(await refusal(patch(name, cordon))).toBe('allowed');
+      // Uncordon, even a node the function cordoned; its label removed; a taint; another label; an annotation.
+      expect(await refusal(patch(cordoned, [{ op: 'replace', path: '/spec/unschedulable', value: false }]))).toBe('cordon-only');
+      expect(await refusal(patch(cordoned, [{ op: 'remove', path: '/metadata/labels/falco-pod-delete~1cordoned' }]))).toBe('cordon-only');
+      expect(await refusal(patch(name, [...cordon, { op: 'add', path: '/spec/taints', value: [{ key: 'example.com/evil', effect: 'NoExecute' }] }]))).toBe('cordon-only');
+      expect(await refusal(patch(name, [...cordon, { op: 'add', path: '/metadata/labels/node-role.kubernetes.io~1control-plane', value: '' }]))).toBe('cordon-only');
+      expect(await refusal(patch(name, [...cordon, { op: 'replace', path: '/metadata/annotations/example.com~1rack', value: 'r2' }]))).toBe('cordon-only');
+      expect(await refusal(patch(name, [{ op: 'add', path: '/metadata/labels/falco-pod-delete~1cordoned', value: 'x' }]))).toBe('cordon-only');
+      expect((await admin.core.readNode({ name })).spec?.unschedulable).toBeUndefined();
+    } finally {
+      for (const n of [name, cordoned]) await admin.core.deleteNode({ name: n }).catch(() => undefined);
+    }
+  });
+
   it('refuses a quarantine NetworkPolicy that is not exactly deny-all, and allows the deny-all one', async () => {
     const apps = await admin.namespace('apps');
     const create = (spec: k8s.V1NetworkPolicySpec) => () => asFunction.net.createNamespacedNetworkPolicy({ namespace: apps, dryRun: 'All', body: { metadata: { name: 'falco-pod-delete-quarantine' }, spec } });
@@ -198,5 +226,21 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
     expect((await admin.readPod(apps, 'to-isolate'))?.metadata?.labels?.['falco-pod-delete/quarantine']).toBe('true');
     expect(await admin.contained(apps, 'to-dry-run')).toBe(false);
     expect((await admin.events(apps)).map((e) => e.reason).sort()).toEqual(['FalcoResponseDeleted', 'FalcoResponseDryRun', 'FalcoResponseIsolated']);
+  });
+
+  it('lets the function isolate (detached) and cordon the pod\'s node under the guardrails', async () => {
+    const apps = await admin.namespace('apps');
+    const node = `worker-legit-${Date.now()}`;
+    await admin.core.createNode({ body: { metadata: { name: node } } });
+    try {
+      const p = await admin.pod(apps, 'escaped', { node, labels: { app: 'web', tier: 'front' } });
+      fn = await startFunction(inClusterEnv({ POLICY: 'entries: [{name: escape, match: {}, actions: [isolate, cordon]}]', MIN_SCHEDULABLE_NODES: '0' }).env);
+      const r = await fn.post(shellIn(apps, 'escaped', p.containerId));
+      expect(r.body).toMatchObject({ outcome: 'isolated', isolation: { detached: true }, node: { name: node, outcome: 'cordoned' } });
+      expect((await admin.readPod(apps, 'escaped'))?.metadata?.labels).toEqual({ 'falco-pod-delete/quarantine': 'true' });
+      expect((await admin.core.readNode({ name: node })).spec?.unschedulable).toBe(true);
+    } finally {
+      await admin.core.deleteNode({ name: node }).catch(() => undefined);
+    }
   });
 });

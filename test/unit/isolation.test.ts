@@ -1,5 +1,7 @@
 // Whether an isolation holds: label selectors and policy types as the NetworkPolicy API defines them.
 import { allowsTraffic, isolationOf, selects, type PolicyFacts } from '../../falco-pod-delete/src/isolation.js';
+import { labelTime, parseLabelTime } from '../../falco-pod-delete/src/actions/index.js';
+import { parseIsolationRecord } from '../../falco-pod-delete/src/kube/quarantine.js';
 
 const policy = (name: string, p: Partial<PolicyFacts>): PolicyFacts => ({ name, podSelector: {}, policyTypes: undefined, ingressRules: 0, egressRules: 0, ...p });
 const Q = 'falco-pod-delete-quarantine';
@@ -53,5 +55,21 @@ describe('isolationOf', () => {
   it('holds once the pod is detached (its labels replaced by the quarantine label alone)', () => {
     const policies = [policy('allow-web', { podSelector: { matchLabels: { app: 'web' } }, ingressRules: 1 })];
     expect(isolationOf(policies, { 'falco-pod-delete/quarantine': 'true' }, Q, true)).toEqual({ holds: true, allowedBy: [], detached: true });
+  });
+});
+
+describe('the records isolate and cordon leave', () => {
+  it('reads back the isolation record, and refuses what is not one (release then has nothing to put back)', () => {
+    const record = { labels: { app: 'web' }, detached: true, since: '2026-12-07T01:00:00.000Z', rule: 'r', entry: 'e', owner: 'ReplicaSet/web-1' };
+    expect(parseIsolationRecord(JSON.stringify(record))).toEqual(record);
+    for (const bad of [undefined, '', 'not json', '[]', 'null', '{"labels":[]}', '{"labels":{"a":1}}', '{"detached":true}']) expect([bad, parseIsolationRecord(bad)]).toEqual([bad, undefined]);
+  });
+
+  it('writes the cordon time as a label value (no colon) and reads it back to the second', () => {
+    const at = new Date('2026-12-07T01:31:52.123Z');
+    expect(labelTime(at)).toBe('20261207T013152Z');
+    expect(labelTime(at)).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
+    expect(parseLabelTime(labelTime(at))?.toISOString()).toBe('2026-12-07T01:31:52.000Z');
+    expect(parseLabelTime('true')).toBeUndefined();
   });
 });
