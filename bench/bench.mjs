@@ -55,6 +55,8 @@ const declined = (name) => {
   return name === 'python' ? body.replace('Terminal shell in container', 'Write below etc') : body;
 };
 const BURST = { connections: 32, durationMs: 4000 };
+/** Alerts in the flood rows (the issue's figure; BENCH_FLOOD for a shorter run). */
+const FLOOD = Number(process.env.BENCH_FLOOD ?? 20_000);
 
 if (!ONLY || ONLY === 'stand-in') {
   const api = await new FakeApiServer('bench-token').start();
@@ -159,6 +161,25 @@ async function realPhase() {
         log(`  ${name}: one at a time, ms: ${one.times.join(' ')}`);
         for (const f of [...one.failures, ...all.failures]) log(`  ${name}: ${f}`);
       }
+      // A flood at Falcosidekick's defaults: FLOOD declined alerts back to back, one real alert in the middle,
+      // over one keep-alive connection (maxconcurrentrequests: 1), then over 32.
+      const flood = {};
+      {
+        const t = await T.start(name, available[name], cluster, name === 'function' ? { ACTION_LIMIT: '1000' } : {});
+        await sleep(500);
+        if (name === 'function') await T.viewSynced(t);
+        for (const inFlight of [1, 32]) {
+          const ns = `flood-${name}-${inFlight}`;
+          kubectl(state, ['create', 'namespace', ns]);
+          kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
+          const [real] = await makePods(call, ns, 'real', 1);
+          await sleep(300);
+          log(`real API server: ${name}, a flood of ${FLOOD} alerts, ${inFlight} in flight`);
+          flood[inFlight] = await generate({ mode: 'flood', url: t.url, api, namespace: ns, declined: declined(name), total: FLOOD, real: { pod: real.name, body: shellAlert(ns, real) }, inFlight });
+          log(`  ${name}: ${JSON.stringify(flood[inFlight])}`);
+        }
+        await T.stop(t);
+      }
       const m = (f) => median(runs.map(f));
       const sum = (o, pred = () => true) => Object.entries(o).filter(([k]) => pred(k)).reduce((n, [, v]) => n + v, 0);
       const perPod = (which, pred) => m((r) => sum(r.requests[which], pred) / Math.max(1, r[which].contained));
@@ -168,6 +189,7 @@ async function realPhase() {
         p50: m((r) => r.one.p50), p99: m((r) => r.one.p99), half: m((r) => r.all.half), all: m((r) => r.all.all),
         contained: runs.reduce((n, r) => n + r.one.contained + r.all.contained, 0), sent: runs.length * 70,
         perPodOne: perPod('one'), writesPerPodOne: perPod('one', isWrite), perPodAll: perPod('all'), writesPerPodAll: perPod('all', isWrite), byRequest,
+        flood,
       };
     }
     if (targets.includes('function')) out.budget = await budgetBurst(state, call, cluster);
@@ -246,7 +268,7 @@ async function viewMemory(state, call, cluster) {
 if ((!ONLY || ONLY === 'real') && process.env.KUBEBUILDER_ASSETS) results.real = await realPhase();
 else if (!process.env.KUBEBUILDER_ASSETS) log('real API server phase skipped: set KUBEBUILDER_ASSETS (../shared/tools/unpack.sh DIR prints it)');
 
-results.size = { bundle: statSync('dist/index.mjs').size };
+results.size = { bundle: statSync('dist/app.mjs').size };
 results.seconds = (performance.now() - began) / 1000;
 writeFileSync('dist/bench/results.json', JSON.stringify(results, null, 2));
 if (ONLY) {
@@ -330,6 +352,10 @@ if (results.real) {
     row('50 alerts for 50 pods at once: half contained, ms', (n) => r(n).half, 0, lower, 'ahead of both peers', beat('half')),
     row('50 alerts for 50 pods at once: all contained, ms', (n) => r(n).all, 0, lower, 'ahead of both peers', beat('all')),
     `| pods contained / alerts sent | ${targets.map((n) => `${r(n).contained} / ${r(n).sent}`).join(' | ')}${available.python.missing ? ' | ' : ''} | | | |`,
+    row(`a flood of ${FLOOD.toLocaleString('en-US')} declined alerts, 1 in flight (Falcosidekick's default): duration, s`, (n) => r(n).flood?.[1]?.durationMs / 1000, 1, lower, 'ahead of the Python seed', available.python.missing ? undefined : r('function').flood?.[1]?.durationMs < r('python').flood?.[1]?.durationMs),
+    row('the real alert in its middle: time to containment, ms', (n) => r(n).flood?.[1]?.containedMs, 1, lower, '', undefined),
+    row(`the same flood, 32 in flight: declined alerts per second`, (n) => r(n).flood?.[32]?.perSecond, 0, higher, 'at or above the Python seed', available.python.missing ? undefined : r('function').flood?.[32]?.perSecond >= r('python').flood?.[32]?.perSecond),
+    row('the real alert in its middle: time to containment, ms', (n) => r(n).flood?.[32]?.containedMs, 1, lower, '', undefined),
     row('API requests per contained pod, one at a time', (n) => r(n).perPodOne, 2, lower, '≤ 2.5', r('function').perPodOne <= 2.5),
     row('of which writes', (n) => r(n).writesPerPodOne, 2, lower, '', undefined),
     row('API requests per contained pod, 50 at once', (n) => r(n).perPodAll, 2, lower, '≤ 2.5', r('function').perPodAll <= 2.5),

@@ -10,6 +10,10 @@
 //   { mode: 'contain', url, api: { server, caFile, certFile, keyFile }, namespace, alerts: [{ pod, body }], inFlight }
 //       time to containment on a real API server: watches the namespace's pods and times each alert from the
 //       moment it is sent to the moment its pod carries a deletionTimestamp (or is gone).
+//   { mode: 'flood', url, api, namespace, declined, total, real: { pod, body }, inFlight }
+//       Falcosidekick's openfaas output under a noisy rule: `total` alerts posted back to back over `inFlight`
+//       keep-alive connections (1: its default maxconcurrentrequests), all `declined` (with __N__) but the one in
+//       the middle, `real`; the flood's duration, and the real alert's time from send to containment.
 // Every mode is bounded (duration, count, or a 20 s timeout per alert). Prints one JSON object on stdout.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -128,6 +132,98 @@ async function direct() {
   return summary(lat);
 }
 
+async function flood() {
+  const w = await podWatch();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
+  const [pre, post = ''] = o.declined.split('__N__');
+  const realAt = Math.floor(o.total / 2);
+  const statuses = {};
+  let errors = 0;
+  let next = 0;
+  let realSent = NaN;
+  let realAnswered = NaN;
+  const t0 = now();
+  await Promise.all(Array.from({ length: o.inFlight }, async () => {
+    while (next < o.total) {
+      const i = next++;
+      const real = i === realAt;
+      if (real) realSent = now();
+      const r = await postOn(agent, o.url, real ? o.real.body : `${pre}${String(i).padStart(12, '0')}${post}`).catch(() => undefined);
+      if (real) realAnswered = now();
+      if (r) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+      else errors++;
+    }
+  }));
+  const durationMs = now() - t0;
+  const contained = await w.until(o.real.pod, 10_000);
+  w.close();
+  agent.destroy();
+  return { durationMs, perSecond: (o.total / durationMs) * 1000, containedMs: contained === undefined ? NaN : contained - realSent, answeredMs: realAnswered - realSent, statuses, errors };
+}
+
+/** A POST on a keep-alive agent: status only, the body read and dropped. */
+function postOn(agent, url, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'Falcosidekick' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode }));
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The namespace's pods watched: when each first carries a deletionTimestamp (or is gone). */
+async function podWatch() {
+  const api = new URL(o.api.server);
+  const tls = { ca: readFileSync(o.api.caFile), cert: readFileSync(o.api.certFile), key: readFileSync(o.api.keyFile) };
+  const seen = new Map();
+  const waiting = new Map();
+  let closing = false;
+  let req;
+  const open = () => new Promise((resolve, reject) => {
+    const r = https.request({ host: api.hostname, port: api.port, path: `/api/v1/namespaces/${o.namespace}/pods?watch=1`, ...tls }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`watch: HTTP ${res.statusCode}`));
+      resolve(r);
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (!line) continue;
+          const ev = JSON.parse(line);
+          const name = ev.object?.metadata?.name;
+          if (ev.type === 'ERROR' || !name || seen.has(name) || !(ev.type === 'DELETED' || ev.object.metadata.deletionTimestamp)) continue;
+          seen.set(name, now());
+          waiting.get(name)?.();
+        }
+      });
+      res.on('close', () => {
+        if (!closing) setTimeout(() => open().then((x) => (req = x), () => undefined), 100);
+      });
+    });
+    r.on('error', reject);
+    r.end();
+  });
+  req = await open();
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    until: (pod, ms) => new Promise((resolve) => {
+      if (seen.has(pod)) return resolve(seen.get(pod));
+      const timer = setTimeout(() => resolve(seen.get(pod)), ms);
+      waiting.set(pod, () => (clearTimeout(timer), resolve(seen.get(pod))));
+    }),
+    close: () => {
+      closing = true;
+      req.destroy();
+    },
+  };
+}
+
 async function contain() {
   const api = new URL(o.api.server);
   const tls = { ca: readFileSync(o.api.caFile), cert: readFileSync(o.api.certFile), key: readFileSync(o.api.keyFile) };
@@ -209,7 +305,7 @@ async function contain() {
   return { ...summary(fromSend), times: fromSend.map((t) => Math.round(t * 10) / 10), half: quantile(fromStart, 0.5), all: fromStart.length ? Math.max(...fromStart) : NaN, contained: times.length, failures, watchRestarts: restarts - restartsBefore };
 }
 
-const modes = { burst, sequence, direct, contain };
+const modes = { burst, sequence, direct, contain, flood };
 const result = await modes[o.mode]();
 process.stdout.write(JSON.stringify(result));
 process.exit(0);

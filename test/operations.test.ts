@@ -181,7 +181,14 @@ describe('monitoring shipped in deploy/monitoring', () => {
       api.addPod({ namespace: 'default', name: 'kubecon', containerIds: ['ee97d9c4186f' + 'a'.repeat(52)] });
       await fn.post(fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'));
       await fn.post('{not json');
-      const live = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      // The metrics server listens a moment after the function's port (its own listen): ask until it answers.
+      let live = '';
+      for (let i = 0; i < 50 && live === ''; i++) {
+        live = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), async () => {
+          await new Promise((r) => setTimeout(r, 100));
+          return '';
+        });
+      }
       const exported = new Set([...live.matchAll(/^# TYPE (falco_pod_delete_[a-z_]+) /gm)].map((m) => m[1]));
       const used = new Set([...names(readFileSync('deploy/monitoring/alerts.yaml', 'utf8')), ...names(readFileSync('deploy/monitoring/dashboard.json', 'utf8'))]);
       expect(used.size).toBeGreaterThanOrEqual(7);

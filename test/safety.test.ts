@@ -407,3 +407,24 @@ describe('token rotation', () => {
     expect(t.api.calls('DELETE').map((c) => c.authorization)).toEqual([`Bearer ${TOKEN}`, 'Bearer rotated-token']);
   });
 });
+
+describe('Events after the burst', () => {
+  it('writes no Event while containments are under way: every POST events comes after the last DELETE, one per pod', async () => {
+    // 10: the namespace's share of the default budget.
+    const names = Array.from({ length: 10 }, (_, i) => `burst-${i}`);
+    for (const name of names) t.api.addPod({ namespace: 'default', name, containerIds: [containerId(`default/${name}`)] });
+    await start({ COORDINATION: 'single' });
+    const answers = await Promise.all(names.map((n) => t.fn.post(shellFor(n))));
+    expect(answers.map((a) => a.body.outcome)).toEqual(names.map(() => 'deleted'));
+    await t.fn.fn.drain();
+    const writes = t.api.requests.filter((r) => r.method === 'DELETE' || (r.method === 'POST' && r.path.endsWith('/events')));
+    const lastDelete = writes.map((r) => r.method).lastIndexOf('DELETE');
+    const firstEvent = writes.findIndex((r) => r.method === 'POST');
+    expect(writes.filter((r) => r.method === 'POST')).toHaveLength(names.length);
+    expect(firstEvent).toBeGreaterThan(lastDelete);
+    // One for each pod contained.
+    const deleted = writes.filter((r) => r.method === 'DELETE').map((r) => r.path.split('/').pop());
+    const evented = writes.filter((r) => r.method === 'POST').map((r) => (r.body as { involvedObject: { name: string } }).involvedObject.name);
+    expect([...evented].sort()).toEqual([...deleted].sort());
+  });
+});

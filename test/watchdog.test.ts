@@ -49,8 +49,10 @@ describeTools('the falco-pod-delete image behind the real of-watchdog', () => {
   });
   afterAll(() => rmSync(clone, { recursive: true, force: true }));
 
-  it('ships only the bundle and its source map, and faas-cli put the handler over the starter', () => {
-    expect(execFileSync('ls', [join(image.ship, 'dist')]).toString().split('\n').filter(Boolean)).toEqual(['index.mjs', 'index.mjs.LEGAL.txt', 'index.mjs.map', 'sbom']);
+  it('ships only the bundle, its source map and its launcher, and faas-cli put the handler over the starter', () => {
+    expect(execFileSync('ls', [join(image.ship, 'dist')]).toString().split('\n').filter(Boolean)).toEqual(['app.mjs', 'app.mjs.LEGAL.txt', 'app.mjs.map', 'index.mjs', 'sbom']);
+    // The launcher turns the compile cache on where Node has one, then loads the bundle.
+    expect(readFileSync(join(image.ship, 'dist', 'index.mjs'), 'utf8')).toMatch(/enableCompileCache[\s\S]*await import\('\.\/app\.mjs'\)/);
     // The SBOM of the production dependencies ships beside the bundle.
     for (const part of ['template', 'function']) {
       const sbom = JSON.parse(readFileSync(join(image.ship, 'dist', 'sbom', `${part}.cdx.json`), 'utf8')) as { bomFormat: string; components: Array<{ name: string }> };

@@ -1,12 +1,52 @@
 // Kubernetes Events on the pod for every action and refusal: off the answer's path, and protecting the API
 // server like the kubelet's recorder does (one per pod and reason per window, and a rate cap). Actions and
 // refusals have rate budgets of their own, so that a flood of refusals cannot suppress a FalcoResponseDeleted.
+// Written after the burst: while containments are under way the Events wait in a queue (at most
+// EVENT_HOLD_MAX_MS), then go one at a time in the order they were recorded, so that none delays a DELETE on
+// a shared API server.
 import { ACTION_EVENTS, DRY_RUN_EVENT } from './actions/index.js';
 import type { Alert, PodRef } from './alert.js';
-import type { AfterAnswer } from './deadline.js';
-import type { Kube } from './kube/index.js';
+import { type AfterAnswer, Deadline } from './deadline.js';
+import type { EventNote, Kube } from './kube/index.js';
 
 const EVENT_BURST = 50;
+/** The longest an Event waits for containments under way to end (a sustained incident still gets its Events). */
+export const EVENT_HOLD_MAX_MS = 2000;
+/** The most Events queued; beyond it they are counted as suppressed (the rate cap keeps the queue far below). */
+const QUEUE_MAX = 1000;
+
+/** Containments under way: Events wait until there are none (or EVENT_HOLD_MAX_MS). */
+export class Busy {
+  private count = 0;
+  private waiters: Array<() => void> = [];
+
+  enter(): void {
+    this.count++;
+  }
+
+  leave(): void {
+    this.count = Math.max(0, this.count - 1);
+    if (this.count === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  get idle(): boolean {
+    return this.count === 0;
+  }
+
+  /** Resolves when nothing is under way, or after `ms`. */
+  whenIdle(ms: number): Promise<void> {
+    if (this.count === 0 || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.waiters.push(done);
+    });
+  }
+}
 const EVENTS_PER_SECOND = 20;
 
 /** A token bucket: EVENTS_PER_SECOND, bursts of EVENT_BURST. */
@@ -29,14 +69,49 @@ export class EventRecorder {
   private readonly recent = new Map<string, number>();
   private readonly actions = new Budget();
   private readonly refusals = new Budget();
+  private readonly queue: Array<{ event: EventNote; at: number; what: object }> = [];
+  private pumping = false;
 
   constructor(
     private readonly kube: Kube | null,
-    private readonly settings: { recordEvents: boolean; coalesceWindowMs: number },
+    private readonly settings: { recordEvents: boolean; coalesceWindowMs: number; eventDeadlineMs?: number },
     private readonly warn: (msg: string, extra: object) => void,
     /** Where the writes go: they never delay the answer, and a graceful stop waits for them. */
     private readonly afterAnswer: AfterAnswer,
+    /** Containments under way: Events wait for them. */
+    readonly busy: Busy = new Busy(),
   ) {}
+
+  /** In order, one at a time, once no containment is under way (or the oldest has waited EVENT_HOLD_MAX_MS). */
+  private enqueue(event: EventNote, what: object): void {
+    const kube = this.kube;
+    if (!kube) return;
+    if (this.queue.length >= QUEUE_MAX) {
+      this.suppressed++;
+      return;
+    }
+    this.queue.push({ event, at: Date.now(), what });
+    if (this.pumping) return;
+    this.pumping = true;
+    this.afterAnswer.run(async () => {
+      try {
+        while (this.queue.length > 0) {
+          await this.busy.whenIdle(this.queue[0].at + EVENT_HOLD_MAX_MS - Date.now());
+          const next = this.queue.shift() as { event: EventNote; what: object };
+          const deadline = new Deadline(this.settings.eventDeadlineMs ?? 10_000, Date.now(), true);
+          try {
+            await kube.createEvent(next.event, deadline);
+          } catch (e) {
+            this.warn('could not record a Kubernetes Event', { ...next.what, reason: next.event.reason, error: (e as Error).message });
+          } finally {
+            deadline.dispose();
+          }
+        }
+      } finally {
+        this.pumping = false;
+      }
+    });
+  }
 
   /** Best effort: an Event that cannot be written is logged, and never changes the outcome. */
   record(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string): void {
@@ -47,11 +122,8 @@ export class EventRecorder {
       return;
     }
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
-    // Its own deadline: the alert's may end with the answer.
-    this.afterAnswer.run(
-      (deadline) => kube.createEvent({ pod, podUid, reason, note, type: reason === DRY_RUN_EVENT ? 'Normal' : 'Warning' }, deadline),
-      (e) => this.warn('could not record a Kubernetes Event', { pod: `${pod.namespace}/${pod.name}`, reason, error: (e as Error).message }),
-    );
+    // Its own deadline when it is written: the alert's may end with the answer.
+    this.enqueue({ pod, podUid, reason, note, type: reason === DRY_RUN_EVENT ? 'Normal' : 'Warning' }, { pod: `${pod.namespace}/${pod.name}` });
   }
 
   /** An Event about the pod's node (cordon), best effort like the others. */
@@ -63,10 +135,7 @@ export class EventRecorder {
       return;
     }
     const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority}, pod ${pod.namespace}/${pod.name})`;
-    this.afterAnswer.run(
-      (deadline) => kube.createEvent({ pod, podUid: undefined, node, reason, note, type: 'Warning' }, deadline),
-      (e) => this.warn('could not record a Kubernetes Event', { node: node.name, reason, error: (e as Error).message }),
-    );
+    this.enqueue({ pod, podUid: undefined, node, reason, note, type: 'Warning' }, { node: node.name });
   }
 
   private allowed(key: string, budget: Budget): boolean {

@@ -1,5 +1,9 @@
-// A reflector, after client-go's tools/cache: lists a resource (paged), then watches it from the list's
-// resourceVersion with bookmarks, and feeds a store. A watch that ends is resumed from the last version seen; a
+// A reflector, after client-go's tools/cache: gets a resource's state, then watches it from that state's
+// resourceVersion with bookmarks, and feeds a store. The state comes as a streaming list where the server offers
+// one (a watch with sendInitialEvents=true, the WatchList feature, on by default since 1.34: the server streams
+// the objects from its watch cache and ends them with a bookmark, never building one large LIST response), else
+// as a paged list (a server with the feature off refuses sendInitialEvents; one that predates it never ends the
+// initial events, and STREAM_END_MS ends the wait). A watch that ends is resumed from the last version seen; a
 // 410 Gone (the version is too old) means list again. Every failure waits (jittered, growing backoff) and tries
 // again; the reflector never stops until it is told to. It never acts on anything: it only keeps a view.
 import { type ListWatch, WatchError } from './kube/client-node.js';
@@ -22,7 +26,19 @@ export interface ReflectorOptions<T> {
   onState?: (state: ReflectorState, detail: string) => void;
   /** Objects at most in the store; above it the reflector stops and says so (the program falls back). */
   maxObjects?: number;
+  /** Try a streaming list first (default true); false: paged lists only. */
+  streaming?: boolean;
+  /** How long the initial events of a streaming list may take to end (default STREAM_END_MS). */
+  streamEndMs?: number;
 }
+
+/** How the state was got: a streaming list (WatchList), or a paged list. */
+export type ListMode = 'streaming' | 'paged';
+
+/** The bookmark that ends a streaming list's initial events. */
+const INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
+/** A streaming list whose initial events do not end within this long is given up for a paged list. */
+export const STREAM_END_MS = 60_000;
 
 export type ReflectorState = 'listing' | 'watching' | 'broken' | 'too-large' | 'stopped';
 
@@ -41,6 +57,10 @@ export class Reflector<T> {
   private lastBroken = 0;
   private listed = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** How the last state was got; undefined until then. */
+  listMode: ListMode | undefined;
+  /** The server refused a streaming list once: paged lists from then on. */
+  private streamingRefused = false;
 
   constructor(private readonly lw: ListWatch, private readonly opts: ReflectorOptions<T>) {}
 
@@ -78,6 +98,31 @@ export class Reflector<T> {
       await new Promise((r) => setTimeout(r, ms).unref());
     };
     while (!this.stopped) {
+      if (!this.resourceVersion && this.opts.streaming !== false && !this.streamingRefused) {
+        try {
+          // The state and the watch in one stream: it returns when the server ends the watch.
+          await this.streamList();
+          failures = 0;
+          continue;
+        } catch (e) {
+          if (this.stopped) return;
+          if (this.state === 'too-large') return;
+          if (!this.listed) {
+            // As client-go's reflector: a streaming list that fails before its initial events end (the feature
+            // off: 4xx; a storage without RequestWatchProgress: an ERROR event, 500; no end at all) gives way to
+            // paged lists, at once, for the life of this reflector.
+            this.streamingRefused = true;
+            this.opts.onState?.('listing', `streaming list ${this.opts.path} not served (${(e as Error).message}): paged lists instead`);
+            continue;
+          }
+          // Listed, then the watch broke: resume it from the last version seen, as below.
+          const gone = e instanceof WatchError && e.status === 410;
+          this.setState('broken', `watch ${this.opts.path}: ${(e as Error).message}`);
+          if (gone) this.resourceVersion = '';
+          else await backoff();
+          continue;
+        }
+      }
       if (!this.resourceVersion) {
         try {
           await this.list();
@@ -111,8 +156,80 @@ export class Reflector<T> {
     return this.abort.signal;
   }
 
+  /**
+   * A streaming list: a watch with sendInitialEvents=true sends every object as ADDED, then a bookmark
+   * annotated k8s.io/initial-events-end; the store is replaced then, and the same watch goes on.
+   */
+  private async streamList(): Promise<void> {
+    this.setState('listing', `streaming list ${this.opts.path} (sendInitialEvents)`);
+    this.listed = false;
+    const items = new Map<string, T>();
+    let ended = false;
+    const signal = this.signal();
+    const abort = this.abort;
+    const query = { sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true', timeoutSeconds: String(300 + Math.floor(Math.random() * 300)) };
+    let neverEnded = false;
+    const endMs = this.opts.streamEndMs ?? STREAM_END_MS;
+    const endTimer = setTimeout(() => {
+      neverEnded = true;
+      abort.abort();
+    }, endMs);
+    endTimer.unref();
+    const idle = () => {
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => abort.abort(), WATCH_IDLE_MS);
+      this.idleTimer.unref();
+    };
+    idle();
+    try {
+      await this.lw.watch(this.opts.path, query, signal, (type, object) => {
+        idle();
+        const rv = object?.metadata?.resourceVersion;
+        if (ended && typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
+        if (type === 'BOOKMARK') {
+          if (!ended && object?.metadata?.annotations?.[INITIAL_EVENTS_END] === 'true') {
+            ended = true;
+            clearTimeout(endTimer);
+            if (typeof rv === 'string') this.resourceVersion = rv;
+            this.opts.store.replace([...items.values()]);
+            items.clear();
+            this.listed = true;
+            this.listMode = 'streaming';
+            this.watchingSince = Date.now();
+            this.setState('watching', `watching ${this.opts.path} from resourceVersion ${this.resourceVersion} (its state from a streaming list)`);
+          }
+          return;
+        }
+        const item = this.opts.transform(object);
+        if (item === undefined) return;
+        if (!ended) {
+          const key = `${object?.metadata?.namespace ?? ''}/${object?.metadata?.name ?? ''}`;
+          if (type === 'DELETED') items.delete(key);
+          else items.set(key, item);
+          if (this.opts.maxObjects !== undefined && items.size > this.opts.maxObjects) {
+            items.clear();
+            this.opts.store.replace([]);
+            this.setState('too-large', `more than ${this.opts.maxObjects} objects in ${this.opts.path}: the view is off, every check reads the API`);
+            abort.abort();
+          }
+          return;
+        }
+        if (type === 'DELETED') this.opts.store.remove(item);
+        else this.opts.store.upsert(item);
+      });
+    } catch (e) {
+      if (neverEnded && !ended) throw new StreamNeverEnded(`the initial events did not end within ${endMs / 1000} s (a server without WatchList)`);
+      throw e;
+    } finally {
+      clearTimeout(endTimer);
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+    }
+    if (this.state === 'too-large') throw new Error('too large');
+    if (!ended) throw new StreamNeverEnded('the watch ended before its initial events did');
+  }
+
   private async list(): Promise<void> {
-    this.setState('listing', `list ${this.opts.path}`);
+    this.setState('listing', `list ${this.opts.path} (paged)`);
     const items: T[] = [];
     let next: string | undefined;
     let rv = '';
@@ -148,6 +265,7 @@ export class Reflector<T> {
     this.opts.store.replace(items);
     this.resourceVersion = rv;
     this.listed = true;
+    this.listMode = 'paged';
   }
 
   private async watch(): Promise<void> {
@@ -184,3 +302,6 @@ export class Reflector<T> {
     this.setState('watching', `watching ${this.opts.path} from resourceVersion ${this.resourceVersion}`);
   }
 }
+
+/** A streaming list whose initial events never ended: the server does not offer it (paged lists instead). */
+class StreamNeverEnded extends Error {}

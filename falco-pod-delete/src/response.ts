@@ -169,7 +169,15 @@ export class Responder {
     // Alerts share an outcome only when they claim the same: a forged alert with another container id or UID
     // for the same pod never answers for the real one, in flight or afterwards.
     const key = `${d.action}:${d.pod.namespace}/${d.pod.name}:${d.containerId ?? ''}:${d.podUid ?? ''}`;
-    const { promise, first } = this.coalescer.run(key, () => this.act(alert, d, deadline));
+    // While it is under way, Events wait (events.ts): none delays a containment on the API server.
+    const { promise, first } = this.coalescer.run(key, async () => {
+      this.events.busy.enter();
+      try {
+        return await this.act(alert, d, deadline);
+      } finally {
+        this.events.busy.leave();
+      }
+    });
     const outcome = await promise;
     if (first) return outcome;
     return {
@@ -335,13 +343,16 @@ export class Responder {
     try {
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
       // requireHolds: an isolation that would not hold (checked before it is made) deletes the pod instead.
+      let notDeletedInstead = '';
       if (action === ISOLATE && d.requireHolds) {
         const would = await actionOf(ISOLATE).report?.(this.context(alert, d, pod, deadline));
         const instead = would?.isolation && !would.isolation.holds ? this.workloads?.guard(workload, pod, DELETE, d.workload) : undefined;
         if (instead && 'proceed' in instead && instead.proceed !== ISOLATE) {
           const why = would?.isolation?.unchecked ?? `NetworkPolicies ${would?.isolation?.allowedBy.join(', ')} would still allow traffic to or from the pod`;
-          return this.deleteInstead(alert, d, pod, workload, would!.isolation!, why, giveBack, deadline);
+          return this.deleteInstead(alert, d, pod, workload, would!.isolation!, evidence, why, giveBack, deadline);
         }
+        // A partial isolation beats none: the pod is isolated all the same, and the answer says why it was not deleted.
+        if (instead) notDeletedInstead = `; requireHolds: the isolation would not hold, but the pod was not deleted instead: ${'refuse' in instead ? instead.refuse.reason : `the policy entry says ${workload.kind === 'DaemonSet' ? 'daemonSets' : 'statefulSets'}: isolate`}`;
       }
       const result = await this.perform(action, d, pod, deadline, alert);
       this.coordinator?.refill();
@@ -357,7 +368,7 @@ export class Responder {
       const instead = action !== d.action ? ` instead of ${d.action} (${workload.kind} rule)` : '';
       const outcome: Outcome = this.settings.dryRun
         ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE(action)} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
-        : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}` };
+        : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}${notDeletedInstead}` };
       // What the action reports once done (an isolation: whether it holds), read after it, never in dry-run.
       const report = this.settings.dryRun ? undefined : await actionOf(action).report?.(this.context(alert, d, pod, deadline));
       let facts = workload;
@@ -400,9 +411,9 @@ export class Responder {
   }
 
   /** requireHolds: the isolation would not hold, so the pod is deleted instead (under the same preconditions and slot). */
-  private async deleteInstead(alert: Alert, d: Act, pod: PodSnapshot, workload: WorkloadFacts, isolation: IsolationFacts, why: string, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
+  private async deleteInstead(alert: Alert, d: Act, pod: PodSnapshot, workload: WorkloadFacts, isolation: IsolationFacts, evidence: Outcome['evidence'], why: string, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
     const del = actionOf(DELETE);
-    const base = { decision: DELETE, pod: d.pod } as const;
+    const base = { decision: DELETE, pod: d.pod, evidence } as const;
     const result = await this.perform(DELETE, d, pod, deadline, alert);
     this.coordinator?.refill();
     if (result === 'changed') return result;

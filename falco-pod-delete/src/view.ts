@@ -140,6 +140,11 @@ export class PodView {
   }
 
   /** The pod as the view has it, or undefined when the view cannot say (not synced, or no entry): read it then. */
+  /** How the pods' state was got: a streaming list (WatchList), or a paged list where the server offers none. */
+  get listMode(): 'streaming' | 'paged' | undefined {
+    return this.podReflector.listMode;
+  }
+
   pod(ref: PodRef): PodSnapshot | undefined {
     if (!this.podReflector.fresh()) return undefined;
     return this.pods.get(ref.namespace, ref.name);

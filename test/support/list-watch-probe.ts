@@ -4,7 +4,8 @@
 import { type ListWatch, WatchError } from '../../falco-pod-delete/src/kube/client-node.js';
 
 export class ListWatchProbe implements ListWatch {
-  readonly counts = { lists: 0, watches: 0, gone: 0 };
+  /** lists: paged LISTs; streams: streaming lists (watches with sendInitialEvents), each a relist too. */
+  readonly counts = { lists: 0, watches: 0, streams: 0, gone: 0 };
   /** The resourceVersion each watch asked to resume from, in order. */
   readonly resumedFrom: string[] = [];
   private current: AbortController | undefined;
@@ -20,6 +21,7 @@ export class ListWatchProbe implements ListWatch {
   async watch(path: string, query: Record<string, string>, signal: AbortSignal, onEvent: (type: string, object: Record<string, any>) => void, onOpen?: () => void) {
     if (path !== this.path) return this.real.watch(path, query, signal, onEvent, onOpen);
     this.counts.watches++;
+    if (query.sendInitialEvents === 'true') this.counts.streams++;
     const q = this.nextFrom !== undefined ? { ...query, resourceVersion: this.nextFrom } : query;
     this.nextFrom = undefined;
     this.resumedFrom.push(q.resourceVersion);

@@ -289,6 +289,17 @@ describe('isolate reports whether the isolation holds', () => {
     expect(api.mutations().map((c) => c.verb)).toEqual(['delete pod']);
   });
 
+  it("requireHolds: when the availability guard forbids the deletion, the pod is isolated all the same and the answer says why", async () => {
+    const { api, send } = setup({ policy: 'entries: [{name: shell, match: {rules: ["Terminal shell in container"]}, action: isolate, requireHolds: true}]' });
+    api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' }, owner: { kind: 'ReplicaSet', name: 'web-1' } }));
+    api.controllers.set('default/ReplicaSet/web-1', { kind: 'ReplicaSet', name: 'web-1', replicas: 1, ready: 1, owner: undefined });
+    api.networkPolicies.set('default', policies);
+    const o = await send();
+    expect(o).toMatchObject({ decision: 'isolate', result: 'isolated', isolation: { holds: false, allowedBy: ['allow-same-namespace'] } });
+    expect(o.reason).toMatch(/requireHolds: the isolation would not hold, but the pod was not deleted instead: deleting default\/kubecon would leave ReplicaSet web-1 0 ready of 1 replicas/);
+    expect(api.mutations().map((c) => c.verb)).toEqual(['label pod']);
+  });
+
   it('requireHolds: an isolation that holds is made, and nothing is deleted', async () => {
     const { api, send } = setup({ policy: 'entries: [{name: shell, match: {rules: ["Terminal shell in container"]}, action: isolate, requireHolds: true}]' });
     api.pods.set('default/kubecon', pod('kubecon', { labels: { app: 'web' } }));
