@@ -45,6 +45,8 @@ export type ReflectorState = 'listing' | 'watching' | 'broken' | 'too-large' | '
 /** A watch with no byte for this long (bookmarks arrive about once a minute) is dead: it is dropped and resumed. */
 export const WATCH_IDLE_MS = 90_000;
 const MAX_BACKOFF_MS = 30_000;
+/** A watch ended by the server sooner than this, with no event, is a failure (backoff), not a timeout. */
+const SHORT_WATCH_MS = 1000;
 
 export class Reflector<T> {
   private resourceVersion = '';
@@ -136,7 +138,11 @@ export class Reflector<T> {
         }
       }
       try {
-        await this.watch();
+        const opened = Date.now();
+        const events = await this.watch();
+        // As client-go: a watch the server ended within a second, with nothing in it, is not a timeout but a
+        // server (or a proxy) that does not keep watches: resuming at once would be a busy loop of requests.
+        if (events === 0 && Date.now() - opened < SHORT_WATCH_MS) throw new Error(`very short watch: the server ended the watch of ${this.opts.path} within ${SHORT_WATCH_MS / 1000} s with no event`);
         failures = 0; // the server ended the watch (its timeout): resume at once
       } catch (e) {
         if (this.stopped) return;
@@ -181,9 +187,11 @@ export class Reflector<T> {
       this.idleTimer.unref();
     };
     idle();
+    let events = 0;
     try {
       await this.lw.watch(this.opts.path, query, signal, (type, object) => {
         idle();
+        events++;
         const rv = object?.metadata?.resourceVersion;
         if (ended && typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
         if (type === 'BOOKMARK') {
@@ -268,7 +276,8 @@ export class Reflector<T> {
     this.listMode = 'paged';
   }
 
-  private async watch(): Promise<void> {
+  /** Watches until the server ends it; the events seen (bookmarks included). */
+  private async watch(): Promise<number> {
     const signal = this.signal();
     // The server's own timeout, randomised as client-go does (5 to 10 minutes), so replicas do not resume together.
     const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
@@ -280,9 +289,11 @@ export class Reflector<T> {
       this.idleTimer.unref();
     };
     idle();
+    let events = 0;
     try {
       await this.lw.watch(this.opts.path, query, signal, (type, object) => {
         idle();
+        events++;
         const rv = object?.metadata?.resourceVersion;
         if (typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
         if (type === 'BOOKMARK') return;
@@ -294,6 +305,7 @@ export class Reflector<T> {
     } finally {
       if (this.idleTimer) clearTimeout(this.idleTimer);
     }
+    return events;
   }
 
   /** The server answered the watch with 200: events flow from here. */

@@ -85,3 +85,25 @@ describe('the reflector gets its state', () => {
     await r.stop();
   });
 });
+
+describe('a server that does not keep watches', () => {
+  it('is not asked again at once: a watch ended within a second with no event backs off, as client-go does', async () => {
+    let watches = 0;
+    const server: ListWatch = {
+      list: async () => ({ items: [pod('a', 1)], resourceVersion: '5', continue: undefined }),
+      watch: async (_p, query, _s, _e, onOpen) => {
+        if (query.sendInitialEvents === 'true') throw new WatchError(422, 'no WatchList');
+        watches++;
+        onOpen?.();
+      },
+    };
+    const states: string[] = [];
+    const r = new Reflector<Obj>(server, { path: '/api/v1/pods', transform: (raw) => raw as Obj, store: { replace: () => undefined, upsert: () => undefined, remove: () => undefined }, onState: (s, d) => states.push(`${s}: ${d}`) });
+    r.start();
+    await new Promise((res) => setTimeout(res, 600));
+    await r.stop();
+    // Without the backoff this loop makes thousands of requests in that time.
+    expect(watches).toBeLessThanOrEqual(3);
+    expect(states).toContainEqual(expect.stringContaining('very short watch'));
+  });
+});

@@ -130,6 +130,8 @@ class HttpsListWatch implements ListWatch {
         onEvent(event.type, event.object);
       }
     }
+    // What is left after the last newline is not an event: a body that is not a watch stream (a proxy's page, a list).
+    if (rest.trim() !== '') throw new WatchError(undefined, `watch ${path}: the answer is not a watch stream`);
   }
 }
 
