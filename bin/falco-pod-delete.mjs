@@ -13,4 +13,7 @@ if (!existsSync(out) || statSync(out).mtimeMs < newest(join(root, 'falco-pod-del
   await build({ entryPoints: [join(root, 'falco-pod-delete', 'cli.ts')], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node18', logLevel: 'error',
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
 }
+// A command's errors are one line: Node's deprecation warnings about what its libraries load (punycode,
+// url.parse under Node 22+) are not the user's to act on.
+process.noDeprecation = true;
 await import(pathToFileURL(out).href);

@@ -181,17 +181,10 @@ export class Reflector<T> {
       abort.abort();
     }, endMs);
     endTimer.unref();
-    const idle = () => {
-      if (this.idleTimer) clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(() => abort.abort(), WATCH_IDLE_MS);
-      this.idleTimer.unref();
-    };
-    idle();
-    let events = 0;
+    const idle = this.idleGuard(abort);
     try {
       await this.lw.watch(this.opts.path, query, signal, (type, object) => {
         idle();
-        events++;
         const rv = object?.metadata?.resourceVersion;
         if (ended && typeof rv === 'string' && rv !== '') this.resourceVersion = rv;
         if (type === 'BOOKMARK') {
@@ -282,13 +275,7 @@ export class Reflector<T> {
     // The server's own timeout, randomised as client-go does (5 to 10 minutes), so replicas do not resume together.
     const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
     const query = { allowWatchBookmarks: 'true', resourceVersion: this.resourceVersion, timeoutSeconds };
-    const abort = this.abort;
-    const idle = () => {
-      if (this.idleTimer) clearTimeout(this.idleTimer);
-      this.idleTimer = setTimeout(() => abort.abort(), WATCH_IDLE_MS);
-      this.idleTimer.unref();
-    };
-    idle();
+    const idle = this.idleGuard(this.abort);
     let events = 0;
     try {
       await this.lw.watch(this.opts.path, query, signal, (type, object) => {
@@ -306,6 +293,17 @@ export class Reflector<T> {
       if (this.idleTimer) clearTimeout(this.idleTimer);
     }
     return events;
+  }
+
+  /** Arms the idle timer (a watch silent for WATCH_IDLE_MS is dropped); call the result on every event. */
+  private idleGuard(abort: AbortController): () => void {
+    const arm = () => {
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => abort.abort(), WATCH_IDLE_MS);
+      this.idleTimer.unref();
+    };
+    arm();
+    return arm;
   }
 
   /** The server answered the watch with 200: events flow from here. */
