@@ -25,6 +25,7 @@
 // Exactly-once on a pod is not here: the DELETE, the eviction and the isolate patch carry uid and
 // resourceVersion preconditions, so of several replicas only one can act on the version they verified.
 import { ANY, type Grant, HOLD_MS, SKEW_MS, type Ledger, type Limits, type Plan, type Refusal, active, live, parseGrants, plan, settlePlan, sum, surelyFull } from './budget.js';
+import type { ActionLimiter, Taken } from './bounds.js';
 import { Deadline } from './deadline.js';
 import { KubeError } from './kube/kube-error.js';
 import type { Kube, LeaseRecord, LeaseSpec } from './kube/index.js';
@@ -443,5 +444,49 @@ export class Coordinator {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.settings.actionLimit === 0 || !this.lease) return;
     await this.settleNow();
+  }
+}
+
+/** A slot of the budget as taken: the local limiter's, and the shared Lease's (several replicas). */
+export interface Slot {
+  local: Taken | undefined;
+  held: SlotHold | undefined;
+}
+
+/**
+ * One budget as an action meets it: the local limiter and, with COORDINATION=cluster, the shared Lease. A
+ * slot of both, or the refusal that binds; a slot given back returns to both. The pod budget and the node
+ * budget (cordon) are each one.
+ */
+export class BudgetSlots {
+  constructor(readonly limiter: ActionLimiter, readonly coordinator: Coordinator | undefined) {}
+
+  async take(key: string, deadline: Deadline): Promise<Slot | Refusal> {
+    const known = this.coordinator?.knownFull(key);
+    if (known) return known;
+    const local = this.limiter.tryTake(key);
+    if (local === 'full' || local === 'namespace-full') {
+      const full = local === 'full';
+      return { which: local, limit: full ? this.limiter.limit : this.limiter.namespaceLimit, taken: full ? this.limiter.used() : this.limiter.usedIn(key), heldElsewhere: 0, heldHere: 0 };
+    }
+    if (!this.coordinator) return { local, held: undefined };
+    try {
+      const held = await this.coordinator.takeSlot(key, deadline);
+      if (held && 'which' in held) {
+        this.limiter.giveBack(local);
+        return held;
+      }
+      return { local, held };
+    } catch (e) {
+      this.limiter.giveBack(local);
+      throw e;
+    }
+  }
+
+  /** The slot taken for an action that did not happen, locally and (after the answer) in the shared budget. */
+  giveBack(slot: Slot | undefined): void {
+    if (!slot) return;
+    this.limiter.giveBack(slot.local);
+    if (slot.held) this.coordinator?.giveBackSlot(slot.held);
   }
 }

@@ -115,27 +115,24 @@ export class EventRecorder {
 
   /** Best effort: an Event that cannot be written is logged, and never changes the outcome. */
   record(alert: Alert, pod: PodRef, podUid: string | undefined, reason: string, what: string): void {
-    const kube = this.kube;
-    if (!kube || !this.settings.recordEvents) return;
-    if (!this.allowed(`${reason}:${pod.namespace}/${pod.name}`, ACTION_EVENTS.has(reason) ? this.actions : this.refusals)) {
-      this.suppressed++;
-      return;
-    }
-    const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`;
-    // Its own deadline when it is written: the alert's may end with the answer.
-    this.enqueue({ pod, podUid, reason, note, type: reason === DRY_RUN_EVENT ? 'Normal' : 'Warning' }, { pod: `${pod.namespace}/${pod.name}` });
+    this.write(`${reason}:${pod.namespace}/${pod.name}`, { pod, podUid, reason, note: `${what} (Falco rule "${alert.rule}", priority ${alert.priority})`, type: reason === DRY_RUN_EVENT ? 'Normal' : 'Warning' }, { pod: `${pod.namespace}/${pod.name}` });
   }
 
   /** An Event about the pod's node (cordon), best effort like the others. */
   recordNode(alert: Alert, pod: PodRef, node: { name: string; uid: string }, reason: string, what: string): void {
-    const kube = this.kube;
-    if (!kube || !this.settings.recordEvents) return;
-    if (!this.allowed(`${reason}:node/${node.name}`, ACTION_EVENTS.has(reason) ? this.actions : this.refusals)) {
+    const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority}, pod ${pod.namespace}/${pod.name})`;
+    this.write(`${reason}:node/${node.name}`, { pod, podUid: undefined, node, reason, note, type: 'Warning' }, { node: node.name });
+  }
+
+  /** Within the dedup window and the rate budgets (actions apart from refusals), queued; else counted as suppressed. */
+  private write(key: string, event: EventNote, what: object): void {
+    if (!this.kube || !this.settings.recordEvents) return;
+    if (!this.allowed(key, ACTION_EVENTS.has(event.reason) ? this.actions : this.refusals)) {
       this.suppressed++;
       return;
     }
-    const note = `${what} (Falco rule "${alert.rule}", priority ${alert.priority}, pod ${pod.namespace}/${pod.name})`;
-    this.enqueue({ pod, podUid: undefined, node, reason, note, type: 'Warning' }, { node: node.name });
+    // Its own deadline when it is written: the alert's may end with the answer.
+    this.enqueue(event, what);
   }
 
   private allowed(key: string, budget: Budget): boolean {

@@ -4,8 +4,8 @@
 // MIN_SCHEDULABLE_NODES, or a node budget spent (NODE_ACTION_LIMIT per window, shared by replicas).
 import { cordonAction, labelTime } from './actions/index.js';
 import type { Alert, PodRef } from './alert.js';
-import { ActionLimiter, type Taken } from './bounds.js';
-import type { Coordinator, SlotHold } from './coordination.js';
+import { ActionLimiter } from './bounds.js';
+import { BudgetSlots, type Coordinator, type Slot } from './coordination.js';
 import type { Deadline } from './deadline.js';
 import type { EventRecorder } from './events.js';
 import { type Kube, KubeError, type NodeSnapshot, type PodSnapshot } from './kube/index.js';
@@ -48,7 +48,8 @@ export const NODE_CODES = {
 export type NodeCode = keyof typeof NODE_CODES;
 
 export class NodeResponder {
-  private readonly limiter: ActionLimiter;
+  /** The node budget: NODE_ACTION_LIMIT per window, locally and (COORDINATION=cluster) in its own Lease. */
+  private readonly slots: BudgetSlots;
 
   constructor(
     private readonly kube: Kube,
@@ -57,7 +58,7 @@ export class NodeResponder {
     /** With COORDINATION=cluster: the node budget's own Lease. */
     readonly coordinator: Coordinator | undefined,
   ) {
-    this.limiter = new ActionLimiter(settings.nodeActionLimit, settings.actionWindowMs, settings.nodeActionLimit);
+    this.slots = new BudgetSlots(new ActionLimiter(settings.nodeActionLimit, settings.actionWindowMs, settings.nodeActionLimit), coordinator);
   }
 
   /** The node's part when the pod's action did not happen. */
@@ -71,11 +72,9 @@ export class NodeResponder {
     const skip = (code: NodeCode, reason: string): NodeOutcome => ({ name, outcome: 'skipped', code, reason: `not cordoned: ${reason}` });
     if (this.settings.nodeActionLimit === 0) return skip('node-actions-off', 'NODE_ACTION_LIMIT is 0');
     if (!pod.nodeName) return skip('no-node', `${ref.namespace}/${ref.name} is not scheduled on a node`);
-    let slot: { local: Taken | undefined; held: SlotHold | undefined } | undefined;
+    let slot: Slot | undefined;
     const giveBack = () => {
-      if (!slot) return;
-      this.limiter.giveBack(slot.local);
-      if (slot.held) this.coordinator?.giveBackSlot(slot.held);
+      this.slots.giveBack(slot);
       slot = undefined;
     };
     try {
@@ -92,8 +91,11 @@ export class NodeResponder {
       if (schedulable < this.settings.minSchedulableNodes) {
         return skip('node-floor', `cordoning ${name} would leave ${schedulable} schedulable Ready worker node${schedulable === 1 ? '' : 's'}, below MIN_SCHEDULABLE_NODES=${this.settings.minSchedulableNodes}`);
       }
-      const taken = await this.take(deadline);
-      if (typeof taken === 'string') return skip('node-rate-limited', taken);
+      const taken = await this.slots.take(NODES, deadline);
+      if ('which' in taken) {
+        const window = `${this.settings.nodeActionLimit} per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
+        return skip('node-rate-limited', `the node budget is spent: NODE_ACTION_LIMIT=${window}, ${taken.taken} taken in the window${this.coordinator ? `, ${taken.heldElsewhere} reserved by other replicas` : ''}`);
+      }
       slot = taken;
       const result = await this.kube.cordonNode(node, this.settings.nodeLabel, labelTime(new Date()), this.settings.dryRun, deadline);
       if (result === 'gone') {
@@ -116,26 +118,6 @@ export class NodeResponder {
       giveBack();
       const code: NodeCode = e instanceof KubeError && (e.code === 'forbidden' || e.code === 'guardrail') ? e.code : 'failed';
       return { name, outcome: 'skipped', code, reason: `not cordoned: ${(e as Error).message}` };
-    }
-  }
-
-  /** A slot of the node budget (local, and the shared Lease), or why not. */
-  private async take(deadline: Deadline): Promise<{ local: Taken | undefined; held: SlotHold | undefined } | string> {
-    const limit = this.settings.nodeActionLimit;
-    const window = `${limit} per ${this.settings.actionWindowMs / 1000} s${this.coordinator ? ' across all replicas' : ''}`;
-    const local = this.limiter.tryTake(NODES);
-    if (local === 'full' || local === 'namespace-full') return `the node budget is spent: NODE_ACTION_LIMIT=${window}, ${this.limiter.used()} taken in the window`;
-    if (!this.coordinator) return { local, held: undefined };
-    try {
-      const held = await this.coordinator.takeSlot(NODES, deadline);
-      if (held && 'which' in held) {
-        this.limiter.giveBack(local);
-        return `the node budget is spent: NODE_ACTION_LIMIT=${window}, ${held.taken} taken in the window, ${held.heldElsewhere} reserved by other replicas`;
-      }
-      return { local, held };
-    } catch (e) {
-      this.limiter.giveBack(local);
-      throw e;
     }
   }
 }

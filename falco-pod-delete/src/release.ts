@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { parseLabelTime } from './actions/index.js';
+import { pointerKey } from './kube/index.js';
 import { classify } from './kube/kube-error.js';
 import { ISOLATION_ANNOTATION, type IsolationRecord, parseIsolationRecord } from './kube/quarantine.js';
 
@@ -53,7 +54,6 @@ const CONTROLLERS: Record<string, (apps: k8s.AppsV1Api, batch: k8s.BatchV1Api, n
   Job: (_a, batch, namespace, name) => batch.readNamespacedJob({ namespace, name }),
 };
 
-const escape = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
 const jsonPatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch);
 
 /** The ServiceAccount names the function runs as (rbac.yaml's, and the copies a test or a second install makes). */
@@ -128,7 +128,7 @@ export class Release {
       { op: 'test', path: '/metadata/resourceVersion', value: precondition.resourceVersion },
       { op: 'replace', path: '/metadata/labels', value: restored },
     ];
-    if (pod.metadata?.annotations?.[ISOLATION_ANNOTATION] !== undefined) patch.push({ op: 'remove', path: `/metadata/annotations/${escape(ISOLATION_ANNOTATION)}` });
+    if (pod.metadata?.annotations?.[ISOLATION_ANNOTATION] !== undefined) patch.push({ op: 'remove', path: `/metadata/annotations/${pointerKey(ISOLATION_ANNOTATION)}` });
     try {
       await this.core.patchNamespacedPod({ namespace, name, body: patch, ...this.dry() }, jsonPatch);
     } catch (e) {
@@ -160,7 +160,7 @@ export class Release {
     }
     const patch: object[] = [
       { op: 'test', path: '/metadata/resourceVersion', value: node.metadata!.resourceVersion },
-      { op: 'remove', path: `/metadata/labels/${escape(this.settings.nodeLabel)}` },
+      { op: 'remove', path: `/metadata/labels/${pointerKey(this.settings.nodeLabel)}` },
     ];
     if (node.spec?.unschedulable !== undefined) patch.push({ op: 'remove', path: '/spec/unschedulable' });
     await this.core.patchNode({ name, body: patch, ...this.dry() }, jsonPatch);

@@ -5,9 +5,10 @@ import { type ActResult, type ActionContext, DRY_RUN_EVENT, ISOLATE, DELETE, act
 import { credentialsOf, detachedOnce, isolationEffect } from './actions/isolate.js';
 import type { IsolationFacts } from './isolation.js';
 import { codeInfo } from './codes.js';
+import { loadConfig } from './config.js';
 import type { Alert, PodRef } from './alert.js';
-import { ActionLimiter, Coalescer, type Taken } from './bounds.js';
-import type { Coordinator, Refusal, SlotHold } from './coordination.js';
+import { ActionLimiter, Coalescer } from './bounds.js';
+import { BudgetSlots, type Coordinator, type Refusal, type Slot } from './coordination.js';
 import { AfterAnswer, type Deadline } from './deadline.js';
 import { type Decision, type Guards, decide } from './decision.js';
 import { EventRecorder } from './events.js';
@@ -52,6 +53,12 @@ export interface ResponderDeps {
   nodes?: Omit<NodeSettings, 'dryRun' | 'actionWindowMs'> & { coordinator?: Coordinator };
 }
 
+/** The node settings as configured by default (config.ts), for a Responder built without them (tests). */
+function nodeDefaults(): NonNullable<ResponderDeps['nodes']> {
+  const { criticalNodes, minSchedulableNodes, nodeActionLimit, nodeLabel } = loadConfig({});
+  return { criticalNodes, minSchedulableNodes, nodeActionLimit, nodeLabel };
+}
+
 const DONE = (action: ActionKind): Outcome['result'] => actionOf(action).done;
 
 /**
@@ -70,6 +77,8 @@ const describeWorkload = (w: WorkloadFacts) => (w.kind === 'none' ? w.effect : `
 
 export class Responder {
   readonly limiter: ActionLimiter;
+  /** The pod budget: the limiter, and the shared Lease with COORDINATION=cluster. */
+  private readonly slots: BudgetSlots;
   readonly coalescer: Coalescer<Outcome>;
   private readonly events: EventRecorder;
   private readonly verifier: Verifier | undefined;
@@ -95,6 +104,7 @@ export class Responder {
     this.coordinator = deps.coordinator;
     this.view = view;
     this.limiter = new ActionLimiter(settings.actionLimit, settings.actionWindowMs, settings.namespaceActionLimit);
+    this.slots = new BudgetSlots(this.limiter, this.coordinator);
     this.coalescer = new Coalescer<Outcome>(settings.coalesceWindowMs, 10_000, settles);
     this.afterAnswer = new AfterAnswer(settings.eventDeadlineMs);
     this.events = new EventRecorder(kube, settings, warn, this.afterAnswer);
@@ -103,7 +113,7 @@ export class Responder {
       this.workloads = new Workloads(kube, Math.max(settings.coalesceWindowMs, 1000));
       this.evidence = new EvidenceCollector(kube, evidenceSink);
       this.lookups = new NodeLookups(kube);
-      const n = deps.nodes ?? { criticalNodes: [], minSchedulableNodes: 2, nodeActionLimit: 1, nodeLabel: 'falco-pod-delete/cordoned' };
+      const n = deps.nodes ?? nodeDefaults();
       this.nodes = new NodeResponder(kube, { ...n, dryRun: settings.dryRun, actionWindowMs: settings.actionWindowMs }, this.events, n.coordinator);
     }
   }
@@ -198,9 +208,9 @@ export class Responder {
       return { ...base, result: 'dry-run', code: 'no-cluster', reason: `dry-run (no cluster configured): would ${d.action} ${d.pod.namespace}/${d.pod.name} (policy entry "${d.entry}")` };
     }
     const kube = this.kube;
-    let slot: { local: Taken | undefined; held: SlotHold | undefined } | undefined;
+    let slot: Slot | undefined;
     const giveBack = () => {
-      if (slot) this.giveBack(slot.local, slot.held);
+      this.slots.giveBack(slot);
       slot = undefined;
     };
     try {
@@ -245,7 +255,7 @@ export class Responder {
         }
         const action = verdict.proceed;
         if (!slot) {
-          const taken = await this.takeSlot(d.pod.namespace, deadline);
+          const taken = await this.slots.take(d.pod.namespace, deadline);
           if ('which' in taken) return { ...this.rateLimited(alert, d, action, pod, taken), workload };
           slot = taken;
         }
@@ -274,36 +284,6 @@ export class Responder {
     const contained = outcome.result === 'dry-run' || outcome.result === actionOf(outcome.decision as ActionKind)?.done;
     const node = contained ? await this.nodes.cordon(alert, d.pod, pod, d.entry, deadline) : NodeResponder.notContained(pod, `${outcome.result}: ${outcome.code}`);
     return { ...outcome, node };
-  }
-
-  /** A slot of the local budget and of the shared one (several replicas), or which limit binds. */
-  private async takeSlot(namespace: string, deadline: Deadline): Promise<{ local: Taken | undefined; held: SlotHold | undefined } | Refusal> {
-    const known = this.coordinator?.knownFull(namespace);
-    if (known) return known;
-    const local = this.limiter.tryTake(namespace);
-    if (local === 'full' || local === 'namespace-full') {
-      const full = local === 'full';
-      return { which: local, limit: full ? this.settings.actionLimit : this.settings.namespaceActionLimit, taken: full ? this.limiter.used() : this.limiter.usedIn(namespace), heldElsewhere: 0, heldHere: 0 };
-    }
-    if (!this.coordinator) return { local, held: undefined };
-    try {
-      const held = await this.coordinator.takeSlot(namespace, deadline);
-      if (held && 'which' in held) {
-        this.limiter.giveBack(local);
-        return held;
-      }
-      return { local, held };
-    } catch (e) {
-      this.limiter.giveBack(local);
-      throw e;
-    }
-  }
-
-  /** The slot taken for an action that did not happen, locally and (after the answer) in the shared budget. */
-  private giveBack(local: Taken | undefined, held: SlotHold | undefined): void {
-    this.limiter.giveBack(local);
-    const coordinator = this.coordinator;
-    if (held && coordinator) coordinator.giveBackSlot(held);
   }
 
   /** The 429: the limit that binds, the actions taken in the window and what is held reserved, as counted. */
@@ -338,39 +318,34 @@ export class Responder {
   }
 
   /** Once the pod is verified and a slot of the budget held: the evidence, the action, under the preconditions. */
-  private async actVerified(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
+  private async actVerified(alert: Alert, d: Act, chosen: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
+    const { action, instead: insteadOf, note } = await this.requireHolds(alert, d, chosen, pod, workload, deadline);
     const base = { decision: action, pod: d.pod } as const;
     try {
       const evidence = d.evidence && this.evidence ? await this.evidence.collect(pod, workload, d.evidence, alert.uuid, deadline) : undefined;
-      // requireHolds: an isolation that would not hold (checked before it is made) deletes the pod instead.
-      let notDeletedInstead = '';
-      if (action === ISOLATE && d.requireHolds) {
-        const would = await actionOf(ISOLATE).report?.(this.context(alert, d, pod, deadline));
-        const instead = would?.isolation && !would.isolation.holds ? this.workloads?.guard(workload, pod, DELETE, d.workload) : undefined;
-        if (instead && 'proceed' in instead && instead.proceed !== ISOLATE) {
-          const why = would?.isolation?.unchecked ?? `NetworkPolicies ${would?.isolation?.allowedBy.join(', ')} would still allow traffic to or from the pod`;
-          return this.deleteInstead(alert, d, pod, workload, would!.isolation!, evidence, why, giveBack, deadline);
-        }
-        // A partial isolation beats none: the pod is isolated all the same, and the answer says why it was not deleted.
-        if (instead) notDeletedInstead = `; requireHolds: the isolation would not hold, but the pod was not deleted instead: ${'refuse' in instead ? instead.refuse.reason : `the policy entry says ${workload.kind === 'DaemonSet' ? 'daemonSets' : 'statefulSets'}: isolate`}`;
-      }
       const result = await this.perform(action, d, pod, deadline, alert);
       this.coordinator?.refill();
       if (result === 'changed') return result;
       if (result !== 'done') giveBack();
-      if (result === 'gone') return { ...base, evidence, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${action}` };
+      if (result === 'gone') return { ...base, evidence, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${action}`, isolation: insteadOf?.isolation };
       if (typeof result === 'object') {
         const reason = `not evicted: a PodDisruptionBudget forbids it now (${result.blocked.slice(0, 300)})`;
         this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', reason);
         return { ...base, evidence, result: 'skipped', code: 'disruption-budget', reason };
       }
       this.workloads?.record(workload, pod);
-      const instead = action !== d.action ? ` instead of ${d.action} (${workload.kind} rule)` : '';
-      const outcome: Outcome = this.settings.dryRun
-        ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE(action)} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
-        : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}${notDeletedInstead}` };
+      const dry = this.settings.dryRun;
+      const instead = action !== d.action && !insteadOf ? ` instead of ${d.action} (${workload.kind} rule)` : '';
+      const outcome: Outcome = insteadOf
+        ? {
+            ...base, evidence, result: dry ? 'dry-run' : DONE(action), code: dry ? 'dry-run' : 'isolation-would-not-hold', isolation: insteadOf.isolation,
+            reason: `${dry ? 'dry-run: would have ' : ''}${DONE(action)} instead of isolated by policy entry "${d.entry}" (requireHolds): the isolation would not hold: ${insteadOf.why}`,
+          }
+        : dry
+          ? { ...base, evidence, result: 'dry-run', code: 'dry-run', reason: `dry-run: would have ${DONE(action)} ${d.pod.namespace}/${d.pod.name}${instead} (server-side dry run passed)` }
+          : { ...base, evidence, result: DONE(action), code: action, reason: `${DONE(action)} by policy entry "${d.entry}"${instead}${note}` };
       // What the action reports once done (an isolation: whether it holds), read after it, never in dry-run.
-      const report = this.settings.dryRun ? undefined : await actionOf(action).report?.(this.context(alert, d, pod, deadline));
+      const report = dry ? undefined : await actionOf(action).report?.(this.context(alert, d, pod, deadline));
       let facts = workload;
       if (action === ISOLATE) {
         const detached = detachedOnce(pod, this.settings.quarantineLabel);
@@ -382,7 +357,7 @@ export class Responder {
       const holds = report?.isolation && !report.isolation.holds
         ? `; the isolation does not hold: ${report.isolation.unchecked ?? `NetworkPolicies ${report.isolation.allowedBy.join(', ')} still allow traffic to or from the pod`}`
         : '';
-      this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}${holds}; ${describeWorkload(facts)}`);
+      this.events.record(alert, d.pod, pod.uid, dry ? DRY_RUN_EVENT : actionOf(action).eventReason, `${outcome.reason}${holds}; ${describeWorkload(facts)}`);
       return outcome;
     } catch (e) {
       if (e instanceof KubeError && e.code === 'guardrail') this.events.record(alert, d.pod, pod.uid, 'FalcoResponseRefused', `refused to ${action} by the API server: ${e.message}`);
@@ -394,6 +369,23 @@ export class Responder {
       else giveBack();
       return failed(action, e, d.pod);
     }
+  }
+
+  /**
+   * requireHolds: an isolation that would not hold (checked before it is made) deletes the pod instead, under the
+   * same preconditions and slot, unless the workload guard forbids that deletion: then the pod is isolated all the
+   * same (a partial isolation beats none), and `note` says why it was not deleted.
+   */
+  private async requireHolds(alert: Alert, d: Act, action: ActionKind, pod: PodSnapshot, workload: WorkloadFacts, deadline: Deadline): Promise<{ action: ActionKind; instead?: { isolation: IsolationFacts; why: string }; note: string }> {
+    if (action !== ISOLATE || !d.requireHolds) return { action, note: '' };
+    const isolation = (await actionOf(ISOLATE).report?.(this.context(alert, d, pod, deadline)))?.isolation;
+    if (!isolation || isolation.holds) return { action, note: '' };
+    const verdict = this.workloads?.guard(workload, pod, DELETE, d.workload);
+    if (!verdict) return { action, note: '' };
+    if ('proceed' in verdict && verdict.proceed !== ISOLATE) {
+      return { action: DELETE, instead: { isolation, why: isolation.unchecked ?? `NetworkPolicies ${isolation.allowedBy.join(', ')} would still allow traffic to or from the pod` }, note: '' };
+    }
+    return { action, note: `; requireHolds: the isolation would not hold, but the pod was not deleted instead: ${'refuse' in verdict ? verdict.refuse.reason : `the policy entry says ${workload.kind === 'DaemonSet' ? 'daemonSets' : 'statefulSets'}: isolate`}` };
   }
 
   /** Whether the action shows on the pod as read again (the action's own test: a deletionTimestamp, a label). */
@@ -408,22 +400,6 @@ export class Responder {
     const act = actionOf(action).act;
     if (!act) throw new Error(`action ${action} changes nothing and cannot be performed`);
     return act(this.context(alert, d, pod, deadline));
-  }
-
-  /** requireHolds: the isolation would not hold, so the pod is deleted instead (under the same preconditions and slot). */
-  private async deleteInstead(alert: Alert, d: Act, pod: PodSnapshot, workload: WorkloadFacts, isolation: IsolationFacts, evidence: Outcome['evidence'], why: string, giveBack: () => void, deadline: Deadline): Promise<Outcome | 'changed'> {
-    const del = actionOf(DELETE);
-    const base = { decision: DELETE, pod: d.pod, evidence } as const;
-    const result = await this.perform(DELETE, d, pod, deadline, alert);
-    this.coordinator?.refill();
-    if (result === 'changed') return result;
-    if (result !== 'done') giveBack();
-    if (result === 'gone') return { ...base, result: 'already gone', code: 'not-found', reason: `pod ${d.pod.namespace}/${d.pod.name} was gone before the ${del.name}`, isolation };
-    this.workloads?.record(workload, pod);
-    const reason = `${this.settings.dryRun ? 'dry-run: would have ' : ''}${del.done} instead of isolated by policy entry "${d.entry}" (requireHolds): the isolation would not hold: ${why}`;
-    const outcome: Outcome = { ...base, result: this.settings.dryRun ? 'dry-run' : del.done, code: this.settings.dryRun ? 'dry-run' : 'isolation-would-not-hold', reason, isolation, workload };
-    this.events.record(alert, d.pod, pod.uid, this.settings.dryRun ? DRY_RUN_EVENT : del.eventReason, `${reason}; ${describeWorkload(workload)}`);
-    return outcome;
   }
 
   private context(alert: Alert, d: Act, pod: PodSnapshot, deadline: Deadline): ActionContext {

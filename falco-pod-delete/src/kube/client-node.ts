@@ -7,7 +7,7 @@ import type { PodRef } from '../alert.js';
 import { type ClusterSource, type TokenFile, tlsOptions } from './cluster.js';
 import { type Deadline, Slots } from '../deadline.js';
 import { type HandledStatus, KubeError, type Target, classify, isStatus } from './kube-error.js';
-import type { ControllerStatus, EventNote, IsolationChange, Kube, NodeSnapshot, LeaseRecord, LeaseSpec, MutationResult, PodSnapshot, Verified, WorkloadRef } from './index.js';
+import { type ControllerStatus, type EventNote, type IsolationChange, type Kube, type LeaseRecord, type LeaseSpec, type MutationResult, type NodeSnapshot, type PodSnapshot, type Verified, type WorkloadRef, pointerKey } from './index.js';
 import { leaseBody, leaseRecord } from './leases.js';
 import { controllerOf, snapshot } from './pod-snapshot.js';
 import { QUARANTINE_POLICY, quarantineSpec, quarantineSpecProblem } from './quarantine.js';
@@ -25,6 +25,13 @@ function mutationResult(r: unknown, verb: string, resource: string, namespace: s
   if (isStatus(r, 404)) return 'gone';
   if (isStatus(r, 409)) return 'changed';
   if (isStatus(r)) throw new KubeError('rejected', verb, resource, namespace, `the Kubernetes API refused the ${what} (${r.handledStatus})`, r.handledStatus);
+  return 'done';
+}
+
+/** A JSON patch under `test` preconditions: 404 gone; 409, or 422 (a `test` failed), changed since it was read. */
+function patchResult(r: unknown): MutationResult {
+  if (isStatus(r, 404)) return 'gone';
+  if (isStatus(r, 422) || isStatus(r, 409)) return 'changed';
   return 'done';
 }
 
@@ -347,12 +354,11 @@ export class ClientNodeKube implements Kube {
   }
 
   async isolatePod(pod: PodRef, verified: Verified & { annotated?: boolean; labels?: Record<string, string> }, change: IsolationChange, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
-    const key = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
     const label = change.detach
       ? { op: 'add', path: '/metadata/labels', value: { [change.label]: 'true' } } // replaces them all
-      : { op: 'add', path: `/metadata/labels/${key(change.label)}`, value: 'true' };
+      : { op: 'add', path: `/metadata/labels/${pointerKey(change.label)}`, value: 'true' };
     const annotation = verified.annotated
-      ? { op: 'add', path: `/metadata/annotations/${key(change.annotation)}`, value: change.record }
+      ? { op: 'add', path: `/metadata/annotations/${pointerKey(change.annotation)}`, value: change.record }
       : { op: 'add', path: '/metadata/annotations', value: { [change.annotation]: change.record } };
     // The test operations make the patch fail (422) unless the pod is exactly the version that was verified.
     const tests = [{ op: 'test', path: '/metadata/uid', value: verified.uid }];
@@ -362,9 +368,7 @@ export class ClientNodeKube implements Kube {
     const r = await this.call({ verb: 'patch', resource: 'pods', namespace: pod.namespace }, deadline, (o) =>
       this.core.patchNamespacedPod({ name: pod.name, namespace: pod.namespace, body: patch, dryRun: dryRun ? 'All' : undefined }, o),
     { 'Content-Type': k8s.PatchStrategy.JsonPatch });
-    if (isStatus(r, 404)) return 'gone';
-    if (isStatus(r, 422) || isStatus(r, 409)) return 'changed';
-    return 'done';
+    return patchResult(r);
   }
 
   async createLease(namespace: string, lease: LeaseSpec, deadline: Deadline): Promise<LeaseRecord | 'exists'> {
@@ -430,19 +434,16 @@ export class ClientNodeKube implements Kube {
   }
 
   async cordonNode(node: NodeSnapshot, label: string, value: string, dryRun: boolean, deadline: Deadline): Promise<MutationResult> {
-    const key = label.replace(/~/g, '~0').replace(/\//g, '~1');
     const patch = [
       { op: 'test', path: '/metadata/uid', value: node.uid },
       { op: 'test', path: '/metadata/resourceVersion', value: node.resourceVersion },
       { op: 'add', path: '/spec/unschedulable', value: true },
-      Object.keys(node.labels).length > 0 ? { op: 'add', path: `/metadata/labels/${key}`, value } : { op: 'add', path: '/metadata/labels', value: { [label]: value } },
+      Object.keys(node.labels).length > 0 ? { op: 'add', path: `/metadata/labels/${pointerKey(label)}`, value } : { op: 'add', path: '/metadata/labels', value: { [label]: value } },
     ];
     const r = await this.call({ verb: 'patch', resource: 'nodes', namespace: undefined }, deadline, (o) =>
       this.core.patchNode({ name: node.name, body: patch, dryRun: dryRun ? 'All' : undefined }, o),
     { 'Content-Type': k8s.PatchStrategy.JsonPatch });
-    if (isStatus(r, 404)) return 'gone';
-    if (isStatus(r, 422) || isStatus(r, 409)) return 'changed';
-    return 'done';
+    return patchResult(r);
   }
 }
 

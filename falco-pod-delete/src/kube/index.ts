@@ -7,6 +7,11 @@ import type { Deadline } from '../deadline.js';
 
 export { KubeError } from './kube-error.js';
 
+/** A key as one JSON Pointer segment (RFC 6901): `~` and `/` escaped, as a JSON patch path needs a label's key. */
+export function pointerKey(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
 export interface PodSnapshot {
   namespace: string;
   name: string;
