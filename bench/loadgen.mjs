@@ -135,7 +135,7 @@ async function direct() {
 async function flood() {
   const w = await podWatch();
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
-  const [pre, post = ''] = o.declined.split('__N__');
+  const [pre, tail = ''] = o.declined.split('__N__');
   const realAt = Math.floor(o.total / 2);
   const statuses = {};
   let errors = 0;
@@ -148,7 +148,7 @@ async function flood() {
       const i = next++;
       const real = i === realAt;
       if (real) realSent = now();
-      const r = await postOn(agent, o.url, real ? o.real.body : `${pre}${String(i).padStart(12, '0')}${post}`).catch(() => undefined);
+      const r = await post(agent, o.url, real ? o.real.body : `${pre}${String(i).padStart(12, '0')}${tail}`).catch(() => undefined);
       if (real) realAnswered = now();
       if (r) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
       else errors++;
@@ -161,26 +161,19 @@ async function flood() {
   return { durationMs, perSecond: (o.total / durationMs) * 1000, containedMs: contained === undefined ? NaN : contained - realSent, answeredMs: realAnswered - realSent, statuses, errors };
 }
 
-/** A POST on a keep-alive agent: status only, the body read and dropped. */
-function postOn(agent, url, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'Falcosidekick' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode }));
-    });
-    req.setTimeout(20_000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** The namespace's pods watched: when each first carries a deletionTimestamp (or is gone). */
+/**
+ * The namespace's pods watched: when each first carries a deletionTimestamp (or is gone). The server may end a
+ * new watch at once (504 "Too large resource version" while its watch cache catches up with recent writes):
+ * then it is opened again, and this resolves only once a watch has stayed up for 300 ms.
+ */
 async function podWatch() {
   const api = new URL(o.api.server);
   const tls = { ca: readFileSync(o.api.caFile), cert: readFileSync(o.api.certFile), key: readFileSync(o.api.keyFile) };
   const seen = new Map();
   const waiting = new Map();
   let closing = false;
+  let restarts = 0;
+  let failedAt = 0;
   let req;
   const open = () => new Promise((resolve, reject) => {
     const r = https.request({ host: api.hostname, port: api.port, path: `/api/v1/namespaces/${o.namespace}/pods?watch=1`, ...tls }, (res) => {
@@ -196,22 +189,38 @@ async function podWatch() {
           buf = buf.slice(i + 1);
           if (!line) continue;
           const ev = JSON.parse(line);
+          if (ev.type === 'ERROR') {
+            failedAt = now();
+            r.destroy();
+            continue;
+          }
           const name = ev.object?.metadata?.name;
-          if (ev.type === 'ERROR' || !name || seen.has(name) || !(ev.type === 'DELETED' || ev.object.metadata.deletionTimestamp)) continue;
+          if (!name || seen.has(name) || !(ev.type === 'DELETED' || ev.object.metadata.deletionTimestamp)) continue;
           seen.set(name, now());
           waiting.get(name)?.();
         }
       });
       res.on('close', () => {
-        if (!closing) setTimeout(() => open().then((x) => (req = x), () => undefined), 100);
+        if (closing) return;
+        restarts++;
+        setTimeout(() => open().then((x) => (req = x), () => undefined), 100);
       });
     });
     r.on('error', reject);
     r.end();
   });
   req = await open();
-  await new Promise((r) => setTimeout(r, 300));
+  for (let i = 0; i < 50; i++) {
+    const since = now();
+    await new Promise((r) => setTimeout(r, 300));
+    if (failedAt < since) break;
+  }
   return {
+    seen,
+    get restarts() {
+      return restarts;
+    },
+    /** When `pod` was seen contained, waiting at most `ms`; undefined if it was not. */
     until: (pod, ms) => new Promise((resolve) => {
       if (seen.has(pod)) return resolve(seen.get(pod));
       const timer = setTimeout(() => resolve(seen.get(pod)), ms);
@@ -225,58 +234,9 @@ async function podWatch() {
 }
 
 async function contain() {
-  const api = new URL(o.api.server);
-  const tls = { ca: readFileSync(o.api.caFile), cert: readFileSync(o.api.certFile), key: readFileSync(o.api.keyFile) };
-  const seen = new Map();
-  const waiting = new Map();
-  // The watch: every pod change in the namespace; the first with a deletionTimestamp (or DELETED) counts. The
-  // server may end a new watch at once (504 "Too large resource version" while its watch cache catches up with
-  // recent writes): then it is opened again, and the run starts only once a watch has stayed up for 300 ms.
-  let restarts = 0;
-  let watch;
-  let failedAt = 0;
-  const open = () => new Promise((resolve, reject) => {
-    const req = https.request({ host: api.hostname, port: api.port, path: `/api/v1/namespaces/${o.namespace}/pods?watch=1`, ...tls }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`watch: HTTP ${res.statusCode}`));
-      resolve(req);
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (!line) continue;
-          const ev = JSON.parse(line);
-          if (ev.type === 'ERROR') {
-            failedAt = now();
-            req.destroy();
-            continue;
-          }
-          const name = ev.object?.metadata?.name;
-          if (!name || seen.has(name) || !(ev.type === 'DELETED' || ev.object.metadata.deletionTimestamp)) continue;
-          seen.set(name, now());
-          waiting.get(name)?.();
-        }
-      });
-      res.on('close', () => {
-        if (closing) return;
-        restarts++;
-        setTimeout(() => open().then((w) => (watch = w), () => undefined), 100);
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-  let closing = false;
-  watch = await open();
-  for (let i = 0; i < 50; i++) {
-    const since = now();
-    await new Promise((r) => setTimeout(r, 300));
-    if (failedAt < since) break;
-  }
-  const restartsBefore = restarts;
+  const w = await podWatch();
+  const seen = w.seen;
+  const restartsBefore = w.restarts;
   const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(1, o.inFlight) });
   const times = [];
   const failures = [];
@@ -286,11 +246,7 @@ async function contain() {
     while (next < o.alerts.length) {
       const { pod, body } = o.alerts[next++];
       const sent = now();
-      const contained = new Promise((resolve) => {
-        if (seen.has(pod)) return resolve();
-        const timer = setTimeout(resolve, 10_000);
-        waiting.set(pod, () => (clearTimeout(timer), resolve()));
-      });
+      const contained = w.until(pod, 10_000);
       const answer = await post(agent, o.url, body).catch((e) => ({ status: 0, text: String(e) }));
       if (process.env.BENCH_VERBOSE) console.error(pod, answer.status, answer.text.slice(0, 300));
       await contained;
@@ -298,11 +254,10 @@ async function contain() {
       else failures.push(`${pod}: not contained within 10 s (answer ${answer.status} ${answer.text.slice(0, 200)})`);
     }
   }));
-  closing = true;
-  watch.destroy();
+  w.close();
   const fromSend = times.map((t) => t.fromSend);
   const fromStart = times.map((t) => t.fromStart);
-  return { ...summary(fromSend), times: fromSend.map((t) => Math.round(t * 10) / 10), half: quantile(fromStart, 0.5), all: fromStart.length ? Math.max(...fromStart) : NaN, contained: times.length, failures, watchRestarts: restarts - restartsBefore };
+  return { ...summary(fromSend), times: fromSend.map((t) => Math.round(t * 10) / 10), half: quantile(fromStart, 0.5), all: fromStart.length ? Math.max(...fromStart) : NaN, contained: times.length, failures, watchRestarts: w.restarts - restartsBefore };
 }
 
 const modes = { burst, sequence, direct, contain, flood };
