@@ -43,6 +43,8 @@ describeCluster('the API server\'s guardrails (guardrails.yaml)', () => {
     }
     await admin.core.deleteNamespacedPod({ name: probe, namespace: 'kube-system', body: { gracePeriodSeconds: 0 } }).catch(() => undefined);
   }, 60_000);
+  // Each test starts with no budget spent in the shared Lease (other suites acting as the ServiceAccount spend it).
+  beforeEach(() => admin.leases.deleteCollectionNamespacedLease({ namespace: 'openfaas-fn' }));
   afterEach(async () => {
     await fn?.fn.drain();
     await fn?.stop();

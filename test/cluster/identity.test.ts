@@ -40,6 +40,8 @@ describeCluster('the ServiceAccount from rbac.yaml on a real API server', () => 
   beforeAll(() => {
     admin = new Admin();
   });
+  // Each test starts with no budget spent in the shared Lease (other suites acting as the ServiceAccount spend it).
+  beforeEach(() => admin.leases.deleteCollectionNamespacedLease({ namespace: 'openfaas-fn' }));
   afterEach(async () => {
     await fn?.stop();
     fn = undefined;

@@ -245,8 +245,9 @@ export function withClusterFunction(defaults: Record<string, string> = {}, opts:
   });
   beforeEach(async () => {
     c.ns = await c.admin.namespace('apps');
-    // Each test starts with no budget spent.
-    if (identity) await c.admin.leases.deleteCollectionNamespacedLease({ namespace: identity.namespace });
+    // Each test starts with no budget spent: its own identity's, or the shared one's in openfaas-fn (suites run
+    // one at a time against the real server, and every suite acting as rbac.yaml's ServiceAccount spends it).
+    await c.admin.leases.deleteCollectionNamespacedLease({ namespace: identity?.namespace ?? 'openfaas-fn' });
   });
   afterEach(async () => {
     await c.fn?.fn.drain();
