@@ -14,13 +14,25 @@ export interface FunctionProcess {
   post: (body: unknown) => Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
-/** A port the kernel just handed out, so that parallel test files do not collide. */
+/** Ports freePort handed out in this process: the kernel may hand the same free port out again at once. */
+const handedOut = new Set<number>();
+
+/**
+ * A port the kernel just handed out, so that parallel test files do not collide; never one this process was
+ * given before (two calls in a row could otherwise get the same port, e.g. a watchdog's and its upstream's).
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (let tries = 0; tries < 1000; tries++) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: the kernel kept handing out ports this process already has');
 }
 
 export async function spawnFunction(args: string[], env: Record<string, string>, opts: { cwd?: string; port?: number } = {}): Promise<FunctionProcess> {
