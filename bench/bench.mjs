@@ -55,6 +55,8 @@ const declined = (name) => {
   return name === 'python' ? body.replace('Terminal shell in container', 'Write below etc') : body;
 };
 const BURST = { connections: 32, durationMs: 4000 };
+/** The real phase's rows (BENCH_ROWS, comma-separated, for a shorter run; default all). */
+const ROWS = new Set((process.env.BENCH_ROWS ?? 'contain,flood,start,budget,view,scale').split(','));
 /** Alerts in the flood rows (the issue's figure; BENCH_FLOOD for a shorter run). */
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 20_000);
 
@@ -137,7 +139,7 @@ async function realPhase() {
     const realRuns = Number(process.env.BENCH_REAL_RUNS ?? 2);
     for (const name of targets) {
       const runs = [];
-      for (let i = 0; i < realRuns; i++) {
+      for (let i = 0; i < (ROWS.has('contain') ? realRuns : 0); i++) {
         log(`real API server: ${name}, run ${i + 1} of ${realRuns}`);
         const ns = `bench-${name}-${i}`;
         kubectl(state, ['create', 'namespace', ns]);
@@ -164,7 +166,7 @@ async function realPhase() {
       // A flood at Falcosidekick's defaults: FLOOD declined alerts back to back, one real alert in the middle,
       // over one keep-alive connection (maxconcurrentrequests: 1), then over 32.
       const flood = {};
-      {
+      if (ROWS.has('flood')) {
         const t = await T.start(name, available[name], cluster, name === 'function' ? { ACTION_LIMIT: '1000' } : {});
         await sleep(500);
         if (name === 'function') await T.viewSynced(t);
@@ -190,15 +192,145 @@ async function realPhase() {
         contained: runs.reduce((n, r) => n + r.one.contained + r.all.contained, 0), sent: runs.length * 70,
         perPodOne: perPod('one'), writesPerPodOne: perPod('one', isWrite), perPodAll: perPod('all'), writesPerPodAll: perPod('all', isWrite), byRequest,
         flood,
+        start: ROWS.has('start') ? await afterStart(state, call, cluster, api, name) : undefined,
       };
     }
-    if (targets.includes('function')) out.budget = await budgetBurst(state, call, cluster);
-    if (targets.includes('function')) out.view = await viewMemory(state, call, cluster);
+    if (targets.includes('function') && ROWS.has('budget')) out.budget = await budgetBurst(state, call, cluster);
+    if (targets.includes('function') && ROWS.has('view')) out.view = await viewMemory(state, call, cluster);
+    if (targets.includes('function') && ROWS.has('scale')) out.scale = await scaleUp(state, call, cluster, api);
   } finally {
     await stop();
   }
   return out;
 }
+/**
+ * After a start: the load generator watches a fresh namespace's 20 pods and is ready before the target is
+ * spawned; it sends the first alert the moment the target says it is ready (READY_PATH answers 200: when the
+ * platform would first route an alert to it) and each next one as soon as the one
+ * before is contained. Spawn to the first pod contained (two wall clocks of one machine), and the first 20
+ * alerts' times to containment. Median of BENCH_REAL_RUNS starts.
+ */
+async function afterStart(state, call, cluster, api, name) {
+  const { kubectl } = await import('../test/support/control-plane.mjs');
+  const { freePort } = await import('../test/support/control-plane.mjs');
+  const starts = [];
+  for (let i = 0; i < Number(process.env.BENCH_REAL_RUNS ?? 2); i++) {
+    const ns = `start-${name}-${i}`;
+    log(`real API server: ${name}, after a start, run ${i + 1}`);
+    kubectl(state, ['create', 'namespace', ns]);
+    kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
+    const pods = await makePods(call, ns, 'fresh', 20);
+    await sleep(300);
+    const port = await freePort();
+    const gen = spawn(process.execPath, ['bench/loadgen.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    gen.stdin.end(JSON.stringify({ mode: 'afterStart', url: `http://127.0.0.1:${port}/`, readyPath: READY_PATH[name], api, namespace: ns, alerts: pods.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })) }));
+    let out = '';
+    let onReady;
+    const ready = new Promise((r) => (onReady = r));
+    gen.stdout.on('data', (d) => {
+      out += d;
+      if (out.startsWith('READY\n')) onReady();
+    });
+    const done = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => gen.kill('SIGKILL'), 120_000);
+      gen.on('exit', (code) => (clearTimeout(timer), code === 0 ? resolve(JSON.parse(out.slice('READY\n'.length))) : reject(new Error(`loadgen afterStart exited ${code}`))));
+    });
+    await Promise.race([ready, done]);
+    const t = await T.start(name, available[name], cluster, name === 'function' ? { ACTION_LIMIT: '1000' } : {}, [], { port });
+    const r = await done;
+    await T.stop(t);
+    for (const f of r.failures) log(`  ${name}: ${f}`);
+    log(`  ${name}: spawn to first answer ${fmtMs(t.coldMs)} ms, to ready ${fmtMs(r.readyAt - t.spawnedAt)} ms, to first pod contained ${fmtMs(r.firstContainedAt - t.spawnedAt)} ms; alerts, ms: ${r.times.join(' ')}`);
+    starts.push({ cold: t.coldMs, ready: r.readyAt - t.spawnedAt, firstContained: r.firstContainedAt - t.spawnedAt, p50: r.p50, p99: r.p99, first: r.times[0], tenth: r.times[9], contained: r.contained, times: r.times });
+  }
+  const m = (k) => median(starts.map((x) => x[k]));
+  return { cold: m('cold'), ready: m('ready'), firstContained: m('firstContained'), p50: m('p50'), p99: m('p99'), first: m('first'), tenth: m('tenth'), contained: starts.reduce((n, x) => n + x.contained, 0), sent: starts.length * 20, runs: starts };
+}
+/** Where each target says it is ready (the function: the template's ready_path; the peers: their health path). */
+const READY_PATH = { function: '/_/ready', python: '/healthz', go: '/_/health' };
+const fmtMs = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+
+/** utime + stime of a process, in seconds (what its process_cpu_seconds_total reads). */
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** The bench-view namespace's pods, made once: `n` running pods (the view and scale-up rows share them). */
+const bulk = { made: 0, pods: [] };
+async function bulkPods(call, n) {
+  if (bulk.made < n) {
+    log(`making ${(n - bulk.made).toLocaleString('en-US')} pods in bench-view`);
+    bulk.pods.push(...(await makePods(call, 'bench-view', `v${bulk.made}`, n - bulk.made, 64)));
+    bulk.made = n;
+  }
+  return bulk.pods;
+}
+
+/**
+ * Scale-up on a large cluster: 3 replicas started at once with SCALE_PODS (50,000) pods in the API server.
+ * The API server's added memory (its RSS, what its process_resident_memory_bytes reads, sampled every 20 ms:
+ * peak during the sync less before) and CPU seconds from spawn to the last replica synced; each replica's time
+ * from spawn to synced, and how its view got its state (its falco_pod_delete_view_list_mode); one alert sent
+ * to the first replica the moment it answers, while the views sync: its time to containment and whether the
+ * replica was synced when it answered.
+ */
+async function scaleUp(state, call, cluster, api) {
+  const { kubectl } = await import('../test/support/control-plane.mjs');
+  const n = Number(process.env.BENCH_SCALE_PODS ?? 50_000);
+  try {
+    kubectl(state, ['create', 'namespace', 'bench-view']);
+    kubectl(state, ['create', 'serviceaccount', 'default', '-n', 'bench-view']);
+  } catch {
+    // made by the view row
+  }
+  const pods = await bulkPods(call, n);
+  const target = pods[Math.floor(pods.length / 3)];
+  const apiPid = state.pids[state.pids.length - 1];
+  await sleep(5000);
+  globalThis.gc?.();
+  const rssBefore = T.rss(apiPid);
+  const cpuBefore = cpuSeconds(apiPid);
+  let peak = rssBefore;
+  const sampler = setInterval(() => (peak = Math.max(peak, T.rss(apiPid))), 20);
+  // The alert's watcher is up before the replicas start (its own list is one namespace's, before the spawn).
+  const gen = spawn(process.execPath, ['bench/loadgen.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await (await import('../test/support/control-plane.mjs')).freePort();
+  gen.stdin.end(JSON.stringify({ mode: 'afterStart', url: `http://127.0.0.1:${port}/`, readyPath: READY_PATH.function, api, namespace: 'bench-view', alerts: [{ pod: target.name, body: shellAlert('bench-view', target) }] }));
+  let out = '';
+  let onReady;
+  const ready = new Promise((r) => (onReady = r));
+  gen.stdout.on('data', (d) => {
+    out += d;
+    if (out.startsWith('READY\n')) onReady();
+  });
+  const done = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => gen.kill('SIGKILL'), 300_000);
+    gen.on('exit', (code) => (clearTimeout(timer), code === 0 ? resolve(JSON.parse(out.slice('READY\n'.length))) : reject(new Error(`loadgen afterStart exited ${code}`))));
+  });
+  await ready;
+  log(`scale-up: 3 replicas at once, ${n.toLocaleString('en-US')} pods in bench-view`);
+  const env = { ACTION_LIMIT: '1000', VIEW_MAX_PODS: '200000' };
+  const replicas = await Promise.all([0, 1, 2].map((i) => T.start('function', undefined, cluster, env, [], i === 0 ? { port } : {})));
+  const syncedAt = await Promise.all(replicas.map(async (t) => {
+    for (const end = Date.now() + 300_000; Date.now() < end; await sleep(50)) {
+      if ((await T.gauge(t, 'falco_pod_delete_view_synced')) === 1) return performance.timeOrigin + performance.now() - t.spawnedAt;
+    }
+    return NaN;
+  }));
+  clearInterval(sampler);
+  const cpu = cpuSeconds(apiPid) - cpuBefore;
+  const modes = await Promise.all(replicas.map(async (t) => {
+    const text = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text();
+    return /falco_pod_delete_view_list_mode\{mode="(\w+)"\} 1/.exec(text)?.[1] ?? 'unknown';
+  }));
+  const a = await done;
+  await Promise.all(replicas.map((t) => T.stop(t)));
+  const outRow = { pods: n, apiAddedMB: peak - rssBefore, apiBeforeMB: rssBefore, apiCpuSeconds: cpu, syncedMs: syncedAt, modes, alertMs: a.times[0], alertFromSpawnMs: a.firstContainedAt - replicas[0].spawnedAt, syncedBeforeAlert: Math.min(...syncedAt) < a.firstContainedAt - replicas[0].spawnedAt, failures: a.failures };
+  log(`  scale-up: ${JSON.stringify(outRow)}`);
+  return outRow;
+}
+
 /**
  * The blast-radius budget in an incident: 50 alerts at once for 50 pods of one fresh namespace, with the
  * default limits (ACTION_LIMIT=20, NAMESPACE_ACTION_LIMIT=50%: a share of 10) and the budget Lease fresh.
@@ -247,11 +379,9 @@ async function viewMemory(state, call, cluster) {
   const ns = 'bench-view';
   kubectl(state, ['create', 'namespace', ns]);
   kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
-  let made = 0;
   for (const target of [10_000, 50_000].filter((n) => n <= Number(process.env.BENCH_VIEW_MAX ?? 50_000))) {
-    log(`view memory: ${target.toLocaleString('en-US')} pods (making ${target - made})`);
-    await makePods(call, ns, `v${made}`, target - made, 64);
-    made = target;
+    log(`view memory: ${target.toLocaleString('en-US')} pods`);
+    await bulkPods(call, target);
     // VIEW_MAX_PODS above the run's pods (its default, 50,000, would turn the view off at 50,000 and the ~400 others).
     const t = await T.start('function', undefined, cluster, { ACTION_LIMIT: '1000', VIEW_MAX_PODS: '200000' });
     const t0 = performance.now();

@@ -14,6 +14,11 @@
 //       Falcosidekick's openfaas output under a noisy rule: `total` alerts posted back to back over `inFlight`
 //       keep-alive connections (1: its default maxconcurrentrequests), all `declined` (with __N__) but the one in
 //       the middle, `real`; the flood's duration, and the real alert's time from send to containment.
+//   { mode: 'afterStart', url, readyPath, api, namespace, alerts: [{ pod, body }] }
+//       after a start: watches the namespace's pods, writes READY on stdout, then waits (a GET of readyPath every
+//       2 ms, at most 60 s) for the target to be ready and sends the alerts one at a time, each at once
+//       after the one before is contained. Each alert's time from send to containment, and the wall-clock time
+//       (ms since the epoch) the first pod was seen contained, for the caller's spawn-to-first-contained.
 // Every mode is bounded (duration, count, or a 20 s timeout per alert). Prints one JSON object on stdout.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -260,7 +265,42 @@ async function contain() {
   return { ...summary(fromSend), times: fromSend.map((t) => Math.round(t * 10) / 10), half: quantile(fromStart, 0.5), all: fromStart.length ? Math.max(...fromStart) : NaN, contained: times.length, failures, watchRestarts: w.restarts - restartsBefore };
 }
 
-const modes = { burst, sequence, direct, contain, flood };
+async function afterStart() {
+  const w = await podWatch();
+  process.stdout.write('READY\n');
+  const url = new URL(o.url);
+  const until = now() + 60_000;
+  // Ready as the platform sees it: readyPath answers 200 (OpenFaaS and Knative route to a replica only then).
+  for (;;) {
+    const ready = await new Promise((resolve) => {
+      const req = http.get({ host: url.hostname, port: url.port, path: o.readyPath, agent: false }, (res) => (res.resume(), resolve(res.statusCode === 200)));
+      req.on('error', () => resolve(false));
+    });
+    if (ready) break;
+    if (now() > until) throw new Error(`${o.url} was not ready (${o.readyPath}) within 60 s`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const readyAt = performance.timeOrigin + now();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const times = [];
+  const failures = [];
+  let firstContainedAt = NaN;
+  for (const { pod, body } of o.alerts) {
+    const sent = now();
+    const contained = w.until(pod, 10_000);
+    const answer = await post(agent, o.url, body).catch((e) => ({ status: 0, text: String(e) }));
+    await contained;
+    if (w.seen.has(pod)) {
+      times.push(w.seen.get(pod) - sent);
+      if (Number.isNaN(firstContainedAt)) firstContainedAt = performance.timeOrigin + w.seen.get(pod);
+    } else failures.push(`${pod}: not contained within 10 s (answer ${answer.status} ${answer.text.slice(0, 200)})`);
+  }
+  w.close();
+  agent.destroy();
+  return { ...summary(times), times: times.map((t) => Math.round(t * 10) / 10), readyAt, firstContainedAt, contained: times.length, failures };
+}
+
+const modes = { burst, sequence, direct, contain, flood, afterStart };
 const result = await modes[o.mode]();
-process.stdout.write(JSON.stringify(result));
+process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

@@ -56,10 +56,11 @@ process.on('exit', () => {
 /**
  * Starts a target and waits for its first answer (any HTTP status) to a GET of its health path, polling every
  * millisecond. `cluster`: { host, port, saPrefix } with saPrefix/var/run/secrets/kubernetes.io/serviceaccount.
- * nodeFlags: node flags in front of the function's command.
+ * nodeFlags: node flags in front of the function's command; port: the port to listen on (default a free one).
+ * `spawnedAt`: the wall-clock time of the spawn (ms since the epoch), comparable with another process's.
  */
-export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = []) {
-  const port = await freePort();
+export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = [], { port = undefined } = {}) {
+  port ??= await freePort();
   const base = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', KUBERNETES_SERVICE_HOST: cluster.host, KUBERNETES_SERVICE_PORT: String(cluster.port) };
   let command, args, env, health;
   if (name === 'function') {
@@ -78,6 +79,7 @@ export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = []) 
     health = name === 'python' ? '/healthz' : '/_/health';
   }
   const t0 = performance.now();
+  const spawnedAt = performance.timeOrigin + t0;
   const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'] });
   running.add(child);
   const exited = new Promise((r) => child.once('exit', () => (running.delete(child), r())));
@@ -95,7 +97,7 @@ export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = []) 
     const answered = await new Promise((resolve) => {
       http.get(`http://127.0.0.1:${port}${health}`, (res) => (res.resume(), resolve(true))).on('error', () => resolve(false));
     });
-    if (answered) return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, exited, metricsPort: env.METRICS_PORT ? Number(env.METRICS_PORT) : undefined };
+    if (answered) return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/`, coldMs: performance.now() - t0, spawnedAt, exited, metricsPort: env.METRICS_PORT ? Number(env.METRICS_PORT) : undefined };
   }
   child.kill('SIGKILL');
   throw new Error(`${name} did not answer on port ${port}`);

@@ -11,3 +11,5 @@ export default fn.default;
 export const onError = fn.onError;
 /** Called by the template after the server has drained, before the process exits. */
 export const close = fn.close;
+/** The template's readiness (/_/ready): once the shared budget's first reservation is made, or has failed. */
+export const ready = fn.ready;

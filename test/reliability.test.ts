@@ -88,6 +88,33 @@ describe('retries within the deadline', () => {
   });
 });
 
+describe('readiness', () => {
+  it('/_/ready says 503 starting until the first reservation of the shared budget is made; /_/health is 200 all along', async () => {
+    t.api.fail({ kind: 'delay', ms: 600 }, { method: 'GET', path: /\/leases\//, times: 1 });
+    t.fn = await startFunction(inClusterEnv(t.api, t.sa.prefix, {}));
+    const ready = await fetch(`${t.fn.url}_/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ status: 'starting' });
+    expect((await fetch(`${t.fn.url}_/health`)).status).toBe(200);
+    await t.fn.fn.start();
+    await new Promise((r) => setImmediate(r));
+    expect((await fetch(`${t.fn.url}_/ready`)).status).toBe(200);
+    expect(t.api.calls('GET').some((c) => c.path.includes('/leases/'))).toBe(true);
+  });
+
+  it('becomes ready when that reservation fails (an API that cannot be reached): alerts are answered, and say why', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    t.fn = await startFunction({ ...inClusterEnv(t.api, t.sa.prefix), KUBERNETES_SERVICE_PORT: String(port), ALERT_DEADLINE_MS: '1000' });
+    await t.fn.fn.start();
+    await new Promise((r) => setImmediate(r));
+    expect((await fetch(`${t.fn.url}_/ready`)).status).toBe(200);
+    expect(t.fn.lines.map((l) => String(l.msg))).toContain('cannot reserve slots of the shared budget yet: the first alert will');
+  });
+});
+
 describe('RESPONSE_MODE=async', () => {
   it('answers 202 once decided, acts in the background, and audits the final outcome once', async () => {
     t.api.addPod({ namespace: 'default', name: 'kubecon', containerIds: [CONTAINER] });

@@ -88,7 +88,7 @@ export class FalcoResponse {
     });
     const responder = this.responder;
     this.metrics = parts.metrics ?? new Metrics(false);
-    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit, viewPods: () => parts.view?.pods.size, viewSynced: () => parts.view?.synced });
+    this.metrics.bind({ coalescingEntries: () => responder.coalescer.size, eventsSuppressed: () => responder.eventsSuppressed, actionsInWindow: () => responder.limiter.used(), actionLimit: config.actionLimit, viewPods: () => parts.view?.pods.size, viewSynced: () => parts.view?.synced, viewListMode: () => parts.view?.listMode });
   }
 
   readonly metrics: Metrics;

@@ -14,6 +14,8 @@ export interface HttpFunction {
   default: RequestHandler;
   onError: ErrorRequestHandler;
   close: () => Promise<void>;
+  /** False until start-up's first reservation of the shared budget is made or has failed (the template's /_/ready). */
+  ready: () => boolean;
 }
 
 /**
@@ -23,7 +25,8 @@ export interface HttpFunction {
 export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number; metricsHost?: string } = {}): HttpFunction {
   const metricsServer = opts.metricsPort ? startMetricsServer(fn.metrics, opts.metricsPort, opts.metricsHost) : undefined;
   metricsServer?.catch((e: unknown) => fn.logger.error({ err: e, port: opts.metricsPort }, 'cannot serve metrics'));
-  fn.start();
+  let started = false;
+  void fn.start().finally(() => (started = true));
   const handle: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') {
       res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });
@@ -46,5 +49,5 @@ export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number; me
     server?.close();
     fn.logger.flush();
   };
-  return { default: handle, onError, close };
+  return { default: handle, onError, close, ready: () => started };
 }

@@ -12,6 +12,8 @@ export interface BoundsState {
   /** The local view: pods it holds, and whether it is synced (undefined: no view). */
   viewPods?: () => number | undefined;
   viewSynced?: () => boolean | undefined;
+  /** How the view got its state: a streaming list (WatchList) or paged lists; undefined before the first. */
+  viewListMode?: () => 'streaming' | 'paged' | undefined;
 }
 
 export class Metrics {
@@ -53,6 +55,12 @@ export class Metrics {
     new Gauge({ name: 'falco_pod_delete_events_suppressed', help: 'Kubernetes Events not written (one per pod and reason per window; at most 20/s, bursts of 50).', registers, collect() { this.set(state()?.eventsSuppressed() ?? 0); } });
     new Gauge({ name: 'falco_pod_delete_view_pods', help: 'Pods in the local view (absent with POD_VIEW=off).', registers, collect() { const n = state()?.viewPods?.(); if (n !== undefined) this.set(n); } });
     new Gauge({ name: 'falco_pod_delete_view_synced', help: 'Whether the local view is listed and watching (1), or checks read the API (0).', registers, collect() { const v = state()?.viewSynced?.(); if (v !== undefined) this.set(v ? 1 : 0); } });
+    new Gauge({ name: 'falco_pod_delete_view_list_mode', help: 'How the local view got its state (1 on the mode of the last list): streaming (WatchList, sendInitialEvents) where the server offers it, else paged.', labelNames: ['mode'], registers, collect() {
+      const mode = state()?.viewListMode?.();
+      if (mode === undefined) return;
+      this.set({ mode }, 1);
+      this.set({ mode: mode === 'streaming' ? 'paged' : 'streaming' }, 0);
+    } });
     if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'falco_pod_delete_' });
   }
 

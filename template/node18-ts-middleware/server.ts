@@ -9,6 +9,11 @@ export interface FunctionModule {
   onError?: ErrorRequestHandler;
   /** Optional clean-up after the server has drained (flush logs, close clients). */
   close?: () => Promise<void> | void;
+  /**
+   * Optional readiness: while it returns false, /_/ready answers 503 (the platform routes no alerts here yet)
+   * and /_/health still 200. For a start-up that should finish before the first request (a connection, a cache).
+   */
+  ready?: () => boolean;
 }
 
 export interface ServerOptions {
@@ -52,9 +57,11 @@ export function createApp(fn: FunctionModule, opts: ServerOptions): express.Expr
   app.disable('x-powered-by');
   app.set('etag', false); // function answers are not cached: no per-response body hash
   app.set('trust proxy', true);
-  // /_/ready answers only once the server listens (the watchdog's ready_path), and 503 once SIGTERM came.
-  app.get(['/_/health', '/_/ready'], (_req, res) => {
+  // /_/ready answers only once the server listens (the watchdog's ready_path) and the function says it is
+  // ready, and 503 once SIGTERM came. /_/health is liveness: 200 from the start.
+  app.get(['/_/health', '/_/ready'], (req, res) => {
     if (app.locals.stopping === true) res.status(503).json({ status: 'stopping' });
+    else if (req.path === '/_/ready' && fn.ready?.() === false) res.status(503).json({ status: 'starting' });
     else res.json({ status: 'ok' });
   });
   app.use(express.json({ limit: opts.bodyLimit, strict: false, type: ['application/json', 'application/*+json'] }));

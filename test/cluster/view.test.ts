@@ -41,6 +41,10 @@ describeCluster('the local view of pods and namespaces', () => {
     // server ends the streaming list with an ERROR at once, and the view lists in pages instead.
     const mode = view(fn).listMode;
     expect(fn.lines.map((l) => String(l.msg)).filter((m) => m.startsWith('view of pods'))).toContainEqual(mode === 'paged' ? expect.stringMatching(/streaming list \/api\/v1\/pods not served \(.*\): paged lists instead/) : expect.stringContaining('its state from a streaming list'));
+    // ... and in its metrics, for an operator (and the bench) to read.
+    const metrics = await fn.fn.metrics.registry.metrics();
+    expect(metrics).toContain(`falco_pod_delete_view_list_mode{mode="${mode}"} 1`);
+    expect(metrics).toContain(`falco_pod_delete_view_list_mode{mode="${mode === 'paged' ? 'streaming' : 'paged'}"} 0`);
     const r = await fn.post(shellIn(c.ns, 'web-0', pod.containerId));
     expect(r.body).toMatchObject({ outcome: 'deleted' });
     expect(await callsOf(fn, 'get', 'pods')).toBe(0);
