@@ -14,7 +14,7 @@
 //       Falcosidekick's openfaas output under a noisy rule: `total` alerts posted back to back over `inFlight`
 //       keep-alive connections (1: its default maxconcurrentrequests), all `declined` (with __N__) but the one in
 //       the middle, `real`; the flood's duration, and the real alert's time from send to containment.
-//   { mode: 'afterStart', url, readyPath, api, namespace, alerts: [{ pod, body }] }
+//   { mode: 'afterStart', url, readyPath, readyUrl?, api, namespace, alerts: [{ pod, body }] }
 //       after a start: watches the namespace's pods, writes READY on stdout, then waits (a GET of readyPath every
 //       2 ms, at most 60 s) for the target to be ready and sends the alerts one at a time, each at once
 //       after the one before is contained. Each alert's time from send to containment, and the wall-clock time
@@ -268,7 +268,8 @@ async function contain() {
 async function afterStart() {
   const w = await podWatch();
   process.stdout.write('READY\n');
-  const url = new URL(o.url);
+  // readyUrl: another target whose readiness starts the alerts (default: the one they go to).
+  const url = new URL(o.readyUrl ?? o.url);
   const until = now() + 60_000;
   // Ready as the platform sees it: readyPath answers 200 (OpenFaaS and Knative route to a replica only then).
   for (;;) {
@@ -277,7 +278,7 @@ async function afterStart() {
       req.on('error', () => resolve(false));
     });
     if (ready) break;
-    if (now() > until) throw new Error(`${o.url} was not ready (${o.readyPath}) within 60 s`);
+    if (now() > until) throw new Error(`${url.href} was not ready (${o.readyPath}) within 60 s`);
     await new Promise((r) => setTimeout(r, 2));
   }
   const readyAt = performance.timeOrigin + now();

@@ -56,16 +56,17 @@ process.on('exit', () => {
 /**
  * Starts a target and waits for its first answer (any HTTP status) to a GET of its health path, polling every
  * millisecond. `cluster`: { host, port, saPrefix } with saPrefix/var/run/secrets/kubernetes.io/serviceaccount.
- * nodeFlags: node flags in front of the function's command; port: the port to listen on (default a free one).
+ * nodeFlags: node flags in front of the function's command; port: the port to listen on (default a free one);
+ * node: the node binary for the function (default this one's).
  * `spawnedAt`: the wall-clock time of the spawn (ms since the epoch), comparable with another process's.
  */
-export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = [], { port = undefined } = {}) {
+export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = [], { port = undefined, node = undefined } = {}) {
   port ??= await freePort();
   const base = { PATH: process.env.PATH, HOME: process.env.HOME ?? '/tmp', KUBERNETES_SERVICE_HOST: cluster.host, KUBERNETES_SERVICE_PORT: String(cluster.port) };
   let command, args, env, health;
   if (name === 'function') {
     const fn = functionCommand();
-    [command, args] = [fn.command, [...nodeFlags, ...fn.args]];
+    [command, args] = [node ?? fn.command, [...nodeFlags, ...fn.args]];
     env = { ...base, ...fn.env, http_port: String(port), METRICS_PORT: String(await freePort()), SERVICEACCOUNT_PATH_PREFIX: cluster.saPrefix, HOSTNAME: `falco-pod-delete-bench-${port}`, ...extraEnv };
     health = '/_/health';
   } else if (name === 'trivial' || name === 'express') {
@@ -117,9 +118,9 @@ export function rss(pid, field = 'VmRSS') {
 }
 
 /** Time for `node -e 0`, spawn to exit. */
-export function bareNode() {
+export function bareNode(node = process.execPath) {
   const t0 = performance.now();
-  execFileSync(process.execPath, ['-e', '0']);
+  execFileSync(node, ['-e', '0']);
   return performance.now() - t0;
 }
 
@@ -139,4 +140,21 @@ export async function gauge(t, name) {
 export async function viewSynced(t, ms = 120_000) {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if ((await gauge(t, 'falco_pod_delete_view_synced')) === 1) return true;
   return false;
+}
+
+/** The node binary of each Node line in `majors` that npx can give (from its cache or the registry); this one's for its own. */
+export function nodeLines(majors) {
+  const found = {};
+  for (const v of majors) {
+    if (Number(process.versions.node.split('.')[0]) === v) {
+      found[v] = process.execPath;
+      continue;
+    }
+    try {
+      found[v] = execFileSync('npx', ['-y', '-p', `node@${v}`, '--', 'sh', '-c', 'command -v node'], { timeout: 180_000, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      // not available here: the row says so
+    }
+  }
+  return found;
 }
