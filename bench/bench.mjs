@@ -4,6 +4,7 @@
 //      to one deletion; the load generator's ceiling against a trivial server; client-node's bare DELETE.
 //   2. real phase, when KUBEBUILDER_ASSETS is set: kube-apiserver and etcd with rbac.yaml; each target
 //      in-cluster with the ServiceAccount's token; time to containment, one alert at a time and 50 at once.
+// BENCH_VERBOSE=1 shows the targets' stderr (and each answer), BENCH_STDOUT=1 their stdout (the audit lines).
 // Load comes from bench/loadgen.mjs in its own process. Every loop is bounded; the whole run takes about 8 min.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -260,7 +261,7 @@ async function afterStart(state, call, cluster, api, name) {
     const r = await done;
     await T.stop(t);
     for (const f of r.failures) log(`  ${name}: ${f}`);
-    log(`  ${name}: spawn to first answer ${fmtMs(t.coldMs)} ms, to ready ${fmtMs(r.readyAt - t.spawnedAt)} ms, to first pod contained ${fmtMs(r.firstContainedAt - t.spawnedAt)} ms; alerts, ms: ${r.times.join(' ')}`);
+    log(`  ${name}: spawn to first answer ${fmtMs(t.coldMs)} ms, to ready ${fmtMs(r.readyAt - t.spawnedAt)} ms, to first pod contained ${fmtMs(r.firstContainedAt - t.spawnedAt)} ms; alerts, ms: ${r.times.join(' ')}; answered, ms: ${r.answers.join(' ')}`);
     starts.push({ cold: t.coldMs, ready: r.readyAt - t.spawnedAt, firstContained: r.firstContainedAt - t.spawnedAt, p50: r.p50, p99: r.p99, first: r.times[0], tenth: r.times[9], contained: r.contained, times: r.times });
   }
   const m = (k) => median(starts.map((x) => x[k]));

@@ -81,7 +81,7 @@ export async function start(name, spec, cluster, extraEnv = {}, nodeFlags = [], 
   }
   const t0 = performance.now();
   const spawnedAt = performance.timeOrigin + t0;
-  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'] });
+  const child = spawn(command, args, { env, stdio: ['ignore', process.env.BENCH_STDOUT ? 'inherit' : 'ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore'] });
   running.add(child);
   const exited = new Promise((r) => child.once('exit', () => (running.delete(child), r())));
   // A TCP connect every millisecond until the port listens (cheap, so that the poll does not slow the start it

@@ -11,5 +11,5 @@ export default fn.default;
 export const onError = fn.onError;
 /** Called by the template after the server has drained, before the process exits. */
 export const close = fn.close;
-/** The template's readiness (/_/ready): once the shared budget's first reservation is made, or has failed. */
+/** The template's readiness (/_/ready): the shared budget's first reservation made (or failed), the view synced or VIEW_READY_WAIT_MS passed. */
 export const ready = fn.ready;

@@ -41,6 +41,7 @@ export interface Config {
   clusterCoordination: boolean;
   podView: boolean;
   viewMaxPods: number;
+  viewReadyWaitMs: number;
   criticalNodes: string[];
   minSchedulableNodes: number;
   nodeActionLimit: number;
@@ -172,6 +173,8 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     parse: (raw, env) => oneOf('on', 'off')(raw, env) === 'on' },
   { key: 'viewMaxPods', env: 'VIEW_MAX_PODS', default: '50000', parse: integer(1, 10_000_000),
     doc: "Above this many pods in the cluster the view turns itself off (a warn line says so) and every check reads the API: a ceiling on its memory (148 MB RSS with 50,000 pods, BENCHMARKS.md). Raise it with stack.yml's memory limit and --max-old-space-size." },
+  { key: 'viewReadyWaitMs', env: 'VIEW_READY_WAIT_MS', default: '300', parse: integer(0, 60_000),
+    doc: "At start, how long /_/ready (the platform's readiness) may wait for the local view's first list beside the budget's first reservation: on a small cluster the first alert then makes no read; on a large one the function is ready after this long and alerts read the API until the view has synced (never held until it has). 0: do not wait." },
   { key: 'criticalNodes', env: 'CRITICAL_NODES', default: '', parse: (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== ''),
     doc: 'Comma-separated node names or globs (* and ?) that cordon never touches, beside every node labelled node-role.kubernetes.io/control-plane (or master).' },
   { key: 'minSchedulableNodes', env: 'MIN_SCHEDULABLE_NODES', default: '2', parse: integer(0, 100000),

@@ -193,6 +193,16 @@ export class FalcoResponse {
     }
   }
 
+  /**
+   * Resolves when the function should be routed alerts (the template's /_/ready): once start() has resolved
+   * and the local view has its state, or VIEW_READY_WAIT_MS after start at most (alerts read the API until then).
+   */
+  ready(): Promise<void> {
+    const view = this.parts.view;
+    const waitMs = this.parts.config.viewReadyWaitMs;
+    return Promise.all([this.start(), view && waitMs > 0 ? view.whenSynced(waitMs) : undefined]).then(() => undefined);
+  }
+
   /** A graceful stop: work under way finished, the budget's unspent reservation given back, the view stopped. */
   async close(): Promise<void> {
     await this.drain();

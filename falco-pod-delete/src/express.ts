@@ -14,7 +14,7 @@ export interface HttpFunction {
   default: RequestHandler;
   onError: ErrorRequestHandler;
   close: () => Promise<void>;
-  /** False until start-up's first reservation of the shared budget is made or has failed (the template's /_/ready). */
+  /** False until start-up's first reservation of the shared budget is made or has failed, and the view has synced or VIEW_READY_WAIT_MS passed (the template's /_/ready). */
   ready: () => boolean;
 }
 
@@ -26,7 +26,7 @@ export function httpFunction(fn: FalcoResponse, opts: { metricsPort?: number; me
   const metricsServer = opts.metricsPort ? startMetricsServer(fn.metrics, opts.metricsPort, opts.metricsHost) : undefined;
   metricsServer?.catch((e: unknown) => fn.logger.error({ err: e, port: opts.metricsPort }, 'cannot serve metrics'));
   let started = false;
-  void fn.start().finally(() => (started = true));
+  void fn.ready().finally(() => (started = true));
   const handle: RequestHandler = (req, res, next) => {
     if (req.method !== 'POST') {
       res.status(405).set('allow', 'POST').json({ error: `method ${req.method} not allowed: POST a Falco alert` });

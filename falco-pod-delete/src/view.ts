@@ -116,9 +116,11 @@ export class PodView {
   private readonly namespaces = new NamespaceStore();
   readonly podReflector: Reflector<PodSnapshot>;
   readonly namespaceReflector: Reflector<NamespaceEntry>;
+  private readonly syncWaiters = new Set<() => void>();
 
   constructor(lw: ListWatch, settings: ViewSettings) {
     const report = (what: string) => (state: ReflectorState, detail: string) => {
+      if (state === 'watching') for (const check of [...this.syncWaiters]) check();
       if (state === 'watching' || state === 'listing') settings.log('info', `view of ${what}: ${detail}`, { view: what, state });
       else if (state !== 'stopped') settings.log('warn', `view of ${what}: ${detail}; until it is back, checks read the API`, { view: what, state });
     };
@@ -137,6 +139,24 @@ export class PodView {
 
   get synced(): boolean {
     return this.podReflector.fresh() && this.namespaceReflector.fresh();
+  }
+
+  /** True once synced; false when `ms` pass first (the caller goes on, and checks read the API until it is). */
+  whenSynced(ms: number): Promise<boolean> {
+    if (this.synced) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (synced: boolean) => {
+        clearTimeout(timer);
+        this.syncWaiters.delete(check);
+        resolve(synced);
+      };
+      const check = () => {
+        if (this.synced) done(true);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+      this.syncWaiters.add(check);
+    });
   }
 
   /** The pod as the view has it, or undefined when the view cannot say (not synced, or no entry): read it then. */

@@ -2,6 +2,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { AgentOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { isIPv6 } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 
@@ -137,5 +138,8 @@ export function tlsOptions(kc: k8s.KubeConfig): AgentOptions {
   };
   if (cluster?.skipTLSVerify) opts.rejectUnauthorized = false;
   if (cluster?.tlsServerName) opts.servername = cluster.tlsServerName;
+  // One TLS context for every connection: each new connection otherwise parses the CA and the key again (a
+  // few ms of CPU on the path of an alert that opens one).
+  opts.secureContext = createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key });
   return opts;
 }
