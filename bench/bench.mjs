@@ -80,6 +80,17 @@ if (!ONLY || ONLY === 'stand-in') {
   }
   results.ceiling = median(ceiling);
   results.expressFloor = median(floor);
+  // The flood at Falcosidekick's default (one at a time, one keep-alive connection) against the floors: Node's
+  // http answering at once, and Express answering at once. What any Node or Express handler can reach here.
+  log(`floors of a flood of ${FLOOD} alerts, 1 in flight: Node's http and Express answering at once`);
+  results.flood1Floor = {};
+  results.flood32Floor = {};
+  for (const name of ['trivial', 'express']) {
+    const t = await T.start(name, undefined, cluster);
+    results.flood1Floor[name] = (await generate({ mode: 'flood', url: t.url, declined: declined('function'), total: FLOOD, inFlight: 1 })).durationMs;
+    results.flood32Floor[name] = (await generate({ mode: 'flood', url: t.url, declined: declined('function'), total: FLOOD, inFlight: 32 })).perSecond;
+    await T.stop(t);
+  }
   const bare = Array.from({ length: 7 }, () => T.bareNode());
   results.bare = median(bare);
   log('bare DELETE with client-node, one at a time');
@@ -539,7 +550,9 @@ if (results.real) {
     `| pods contained / alerts sent | ${targets.map((n) => `${r(n).contained} / ${r(n).sent}`).join(' | ')}${available.python.missing ? ' | ' : ''} | | | |`,
     row(`a flood of ${FLOOD.toLocaleString('en-US')} declined alerts, 1 in flight (Falcosidekick's default): duration, s`, (n) => r(n).flood?.[1]?.durationMs / 1000, 1, lower, 'ahead of the Python seed', available.python.missing ? undefined : r('function').flood?.[1]?.durationMs < r('python').flood?.[1]?.durationMs),
     row('the real alert in its middle: time to containment, ms', (n) => r(n).flood?.[1]?.containedMs, 1, lower, '', undefined),
-    row(`the same flood, 32 in flight: declined alerts per second`, (n) => r(n).flood?.[32]?.perSecond, 0, higher, 'at or above the Python seed', available.python.missing ? undefined : r('function').flood?.[32]?.perSecond >= r('python').flood?.[32]?.perSecond),
+    `| the same flood against Node's http answering at once (bench/trivial.mjs) / Express answering at once (the Express floor), s | ${fmt(results.flood1Floor?.trivial / 1000)} / ${fmt(results.flood1Floor?.express / 1000)} | | | | (floors) | |`,
+    row(`the same flood, 32 in flight: declined alerts per second`, (n) => r(n).flood?.[32]?.perSecond, 0, higher, `at or above the Python seed, and ≥ 0.6x the Express floor (${fmt(0.6 * results.flood32Floor?.express, 0)})`, available.python.missing ? undefined : r('function').flood?.[32]?.perSecond >= r('python').flood?.[32]?.perSecond && r('function').flood?.[32]?.perSecond >= 0.6 * results.flood32Floor?.express),
+    `| the same flood against Node's http / Express answering at once, 32 in flight: per second | ${fmt(results.flood32Floor?.trivial, 0)} / ${fmt(results.flood32Floor?.express, 0)} | | | | (floors) | |`,
     row('the real alert in its middle: time to containment, ms', (n) => r(n).flood?.[32]?.containedMs, 1, lower, '', undefined),
     row('after a start: spawn to ready (the platform routes alerts from then), ms', (n) => r(n).start?.ready, 0, lower, '', undefined),
     row('after a start: spawn to the first pod contained, ms', (n) => r(n).start?.firstContained, 0, lower, '', undefined),

@@ -13,7 +13,8 @@
 //   { mode: 'flood', url, api, namespace, declined, total, real: { pod, body }, inFlight }
 //       Falcosidekick's openfaas output under a noisy rule: `total` alerts posted back to back over `inFlight`
 //       keep-alive connections (1: its default maxconcurrentrequests), all `declined` (with __N__) but the one in
-//       the middle, `real`; the flood's duration, and the real alert's time from send to containment.
+//       the middle, `real`; the flood's duration, and the real alert's time from send to containment. Without
+//       `real` and `api`: all declined, the duration alone (a floor's).
 //   { mode: 'afterStart', url, readyPath, readyUrl?, api, namespace, alerts: [{ pod, body }] }
 //       after a start: watches the namespace's pods, writes READY on stdout, then waits (a GET of readyPath every
 //       2 ms, at most 60 s) for the target to be ready and sends the alerts one at a time, each at once
@@ -138,10 +139,11 @@ async function direct() {
 }
 
 async function flood() {
-  const w = await podWatch();
+  // Without `real` (a floor: a server that answers at once), no watch and no real alert.
+  const w = o.real ? await podWatch() : undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.inFlight });
   const [pre, tail = ''] = o.declined.split('__N__');
-  const realAt = Math.floor(o.total / 2);
+  const realAt = o.real ? Math.floor(o.total / 2) : -1;
   const statuses = {};
   let errors = 0;
   let next = 0;
@@ -160,8 +162,8 @@ async function flood() {
     }
   }));
   const durationMs = now() - t0;
-  const contained = await w.until(o.real.pod, 10_000);
-  w.close();
+  const contained = w ? await w.until(o.real.pod, 10_000) : undefined;
+  w?.close();
   agent.destroy();
   return { durationMs, perSecond: (o.total / durationMs) * 1000, containedMs: contained === undefined ? NaN : contained - realSent, answeredMs: realAnswered - realSent, statuses, errors };
 }
