@@ -185,7 +185,7 @@ async function realPhase() {
         // What the target asks of the server for the alerts: apiserver_request_total before and after (its
         // start, the pods' creation and every WATCH left out), the writes after the answers included.
         const before = await serverRequests(state);
-        const one = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: single.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 1 });
+        const one = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: single.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 1, warmPath: READY_PATH[name] });
         const mid = await serverRequests(state);
         const all = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: burst.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 50 });
         await sleep(2000);
