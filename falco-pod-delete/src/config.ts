@@ -42,6 +42,7 @@ export interface Config {
   podView: boolean;
   viewMaxPods: number;
   viewReadyWaitMs: number;
+  viewStreaming: boolean;
   criticalNodes: string[];
   minSchedulableNodes: number;
   nodeActionLimit: number;
@@ -173,6 +174,8 @@ export const OPTIONS: { [K in keyof Config]: Option<K> }[keyof Config][] = [
     parse: (raw, env) => oneOf('on', 'off')(raw, env) === 'on' },
   { key: 'viewMaxPods', env: 'VIEW_MAX_PODS', default: '50000', parse: integer(1, 10_000_000),
     doc: "Above this many pods in the cluster the view turns itself off (a warn line says so) and every check reads the API: a ceiling on its memory (148 MB RSS with 50,000 pods, BENCHMARKS.md). Raise it with stack.yml's memory limit and --max-old-space-size." },
+  { key: 'viewStreaming', env: 'VIEW_LIST', default: 'streaming', doc: "streaming: the view gets its state by a streaming list (WatchList) where the API server serves one, else by paged lists (the falco_pod_delete_view_list_mode metric says which ran); paged: paged lists only, as before WatchList (client-go's KUBE_FEATURE_WatchListClient=false), for a proxy or server whose streaming lists misbehave.",
+    parse: (raw, env) => oneOf('streaming', 'paged')(raw, env) === 'streaming' },
   { key: 'viewReadyWaitMs', env: 'VIEW_READY_WAIT_MS', default: '300', parse: integer(0, 60_000),
     doc: "At start, how long /_/ready (the platform's readiness) may wait for the local view's first list beside the budget's first reservation: on a small cluster the first alert then makes no read; on a large one the function is ready after this long and alerts read the API until the view has synced (never held until it has). 0: do not wait." },
   { key: 'criticalNodes', env: 'CRITICAL_NODES', default: '', parse: (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== ''),

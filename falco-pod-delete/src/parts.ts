@@ -81,7 +81,7 @@ export function partsFromEnv(env: Record<string, string | undefined> = process.e
     }
     const real = kube && config.podView ? kube.listWatch : undefined;
     const listWatch = real && seams.listWatch ? seams.listWatch(real) : real;
-    const view = listWatch ? new PodView(listWatch, { maxPods: config.viewMaxPods, log: (level, msg, extra) => log[level](extra, msg) }) : undefined;
+    const view = listWatch ? new PodView(listWatch, { maxPods: config.viewMaxPods, streaming: config.viewStreaming, log: (level, msg, extra) => log[level](extra, msg) }) : undefined;
     return { config, policy, kube, logger: log, namespace: namespace ?? undefined, cluster: source.kind, metrics, view };
 }
 

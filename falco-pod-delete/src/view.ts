@@ -108,6 +108,8 @@ function namespaceOf(raw: Record<string, any>): NamespaceEntry | undefined {
 
 export interface ViewSettings {
   maxPods: number;
+  /** Try a streaming list first (default true); false: paged lists only (VIEW_LIST=paged). */
+  streaming?: boolean;
   log: (level: 'info' | 'warn', msg: string, extra: object) => void;
 }
 
@@ -124,8 +126,9 @@ export class PodView {
       if (state === 'watching' || state === 'listing') settings.log('info', `view of ${what}: ${detail}`, { view: what, state });
       else if (state !== 'stopped') settings.log('warn', `view of ${what}: ${detail}; until it is back, checks read the API`, { view: what, state });
     };
-    this.podReflector = new Reflector(lw, { path: '/api/v1/pods', transform: podOf, store: this.pods, maxObjects: settings.maxPods, onState: report('pods') });
-    this.namespaceReflector = new Reflector(lw, { path: '/api/v1/namespaces', transform: namespaceOf, store: this.namespaces, onState: report('namespaces') });
+    const streaming = settings.streaming ?? true;
+    this.podReflector = new Reflector(lw, { path: '/api/v1/pods', transform: podOf, store: this.pods, maxObjects: settings.maxPods, streaming, onState: report('pods') });
+    this.namespaceReflector = new Reflector(lw, { path: '/api/v1/namespaces', transform: namespaceOf, store: this.namespaces, streaming, onState: report('namespaces') });
   }
 
   start(): void {

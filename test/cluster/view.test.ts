@@ -55,6 +55,19 @@ describeCluster('the local view of pods and namespaces', () => {
     expect(Number(after?.metadata?.resourceVersion)).toBeGreaterThan(Number(rv));
   });
 
+  it('with VIEW_LIST=paged, lists in pages without asking for a streaming list, and says so in its metrics', async () => {
+    const pod = await c.admin.pod(c.ns, 'paged-0');
+    const fn = await c.start({ VIEW_LIST: 'paged' });
+    await until(() => view(fn).synced && view(fn).pod({ namespace: c.ns, name: 'paged-0' })?.containerIds.length === 1);
+    expect(view(fn).listMode).toBe('paged');
+    const messages = fn.lines.map((l) => String(l.msg)).filter((m) => m.startsWith('view of pods'));
+    expect(messages).toContainEqual(expect.stringMatching(/^view of pods: watching \/api\/v1\/pods from resourceVersion \d+$/));
+    expect(messages.filter((m) => m.includes('streaming'))).toEqual([]);
+    expect(await fn.fn.metrics.registry.metrics()).toContain('falco_pod_delete_view_list_mode{mode="paged"} 1');
+    expect((await fn.post(shellIn(c.ns, 'paged-0', pod.containerId))).body).toMatchObject({ outcome: 'deleted' });
+    expect(await callsOf(fn, 'get', 'pods')).toBe(0);
+  });
+
   it('finds the pod of a lookup (no k8s fields) in its container index: no LIST', async () => {
     const node = `node-${c.ns}`;
     const pod = await c.admin.pod(c.ns, 'miner-0', { node });
