@@ -538,9 +538,13 @@ const lines = [
 if (results.real) {
   const r = (name) => results.real[name] ?? {};
   const beat = (k) => peerNames.every((p) => available[p].missing || r('function')[k] < r(p)[k]);
+  const etcdVersion = execFileSync(join(process.env.KUBEBUILDER_ASSETS, 'etcd'), ['--version']).toString().split('\n')[0].replace('etcd Version: ', '');
   lines.push(
-    '## Real API server (kube-apiserver 1.36, etcd on this disk, rbac.yaml, the ServiceAccount token)',
+    `## Real API server (kube-apiserver 1.36, etcd ${etcdVersion} on this disk, rbac.yaml, the ServiceAccount token)`,
     '',
+    ...(etcdVersion.startsWith('3.4.') && !/^3\.4\.(3[1-9]|[4-9]\d)/.test(etcdVersion)
+      ? ['This etcd lacks `RequestWatchProgress`, so kube-apiserver serves no streaming list: every view below listed in pages.', 'For streaming lists: `scripts/streaming-assets.sh DEST` (etcd 3.5 beside the same kube-apiserver), then `KUBEBUILDER_ASSETS=DEST`.', '']
+      : []),
     'Time to containment: from the alert sent to the pod carrying a deletionTimestamp, seen by a watch in the load',
     "generator's process. The function runs as stack.yml ships it (COORDINATION=cluster: the one cluster-wide budget",
     'in a Lease, exactly-once by the DELETE\'s uid and resourceVersion preconditions; POD_VIEW=on), with ACTION_LIMIT',
