@@ -1,8 +1,8 @@
 // Kubernetes Events on the pod for every action and refusal: off the answer's path, and protecting the API
 // server like the kubelet's recorder does (one per pod and reason per window, and a rate cap). Actions and
 // refusals have rate budgets of their own, so that a flood of refusals cannot suppress a FalcoResponseDeleted.
-// Written after the burst: while containments are under way the Events wait in a queue (at most
-// EVENT_HOLD_MAX_MS), then go one at a time in the order they were recorded, so that none delays a DELETE on
+// Written after the burst: while containments are under way, and for EVENT_QUIET_MS after the last, the Events
+// wait in a queue (at most EVENT_HOLD_MAX_MS), then go one at a time in the order they were recorded, so that none delays a DELETE on
 // a shared API server.
 import { ACTION_EVENTS, DRY_RUN_EVENT } from './actions/index.js';
 import type { Alert, PodRef } from './alert.js';
@@ -15,9 +15,16 @@ export const EVENT_HOLD_MAX_MS = 2000;
 /** The most Events queued; beyond it they are counted as suppressed (the rate cap keeps the queue far below). */
 const QUEUE_MAX = 1000;
 
-/** Containments under way: Events wait until there are none (or EVENT_HOLD_MAX_MS). */
+/**
+ * After the last containment ends, how long no other may start before the Events go: alerts one at a time
+ * (Falcosidekick's default) arrive a few ms apart, and an Event written between them delays the next DELETE.
+ */
+export const EVENT_QUIET_MS = 50;
+
+/** Containments under way: Events wait until there are none and have been none for EVENT_QUIET_MS (or EVENT_HOLD_MAX_MS). */
 export class Busy {
   private count = 0;
+  private lastLeft = 0;
   private waiters: Array<() => void> = [];
 
   enter(): void {
@@ -26,6 +33,7 @@ export class Busy {
 
   leave(): void {
     this.count = Math.max(0, this.count - 1);
+    this.lastLeft = Date.now();
     if (this.count === 0) for (const w of this.waiters.splice(0)) w();
   }
 
@@ -33,18 +41,30 @@ export class Busy {
     return this.count === 0;
   }
 
-  /** Resolves when nothing is under way, or after `ms`. */
-  whenIdle(ms: number): Promise<void> {
-    if (this.count === 0 || ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.waiters.push(done);
-    });
+  /** Resolves once nothing has been under way for `quietMs`, or after `ms` whatever happens. */
+  async whenIdle(ms: number, quietMs = EVENT_QUIET_MS): Promise<void> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const now = Date.now();
+      const left = until - now;
+      if (left <= 0) return;
+      const quietFor = this.count === 0 ? now - this.lastLeft : -1;
+      if (quietFor >= quietMs) return;
+      // Idle but not quiet yet: wait out the rest; busy: wait for the last to leave. Both within `left`.
+      const wait = quietFor >= 0 ? Math.min(left, quietMs - quietFor) : left;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, wait);
+        timer.unref();
+        const waiters = this.waiters;
+        function done() {
+          clearTimeout(timer);
+          const i = waiters.indexOf(done);
+          if (i >= 0) waiters.splice(i, 1);
+          resolve();
+        }
+        if (quietFor < 0) this.waiters.push(done);
+      });
+    }
   }
 }
 const EVENTS_PER_SECOND = 20;
@@ -82,7 +102,7 @@ export class EventRecorder {
     readonly busy: Busy = new Busy(),
   ) {}
 
-  /** In order, one at a time, once no containment is under way (or the oldest has waited EVENT_HOLD_MAX_MS). */
+  /** In order, one at a time, once no containment has been under way for EVENT_QUIET_MS (or the oldest has waited EVENT_HOLD_MAX_MS). */
   private enqueue(event: EventNote, what: object): void {
     const kube = this.kube;
     if (!kube) return;
