@@ -175,6 +175,8 @@ async function realPhase() {
         // start, the pods' creation and every WATCH left out), the writes after the answers included.
         const before = await serverRequests(state);
         const one = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: single.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 1, warmPath: READY_PATH[name] });
+        // The Events of those alerts go once no containment has been under way for a moment: count them here.
+        await sleep(1000);
         const mid = await serverRequests(state);
         const all = await generate({ mode: 'contain', url: t.url, api, namespace: ns, alerts: burst.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })), inFlight: 50 });
         await sleep(2000);
