@@ -260,19 +260,7 @@ async function afterStart(state, call, cluster, api, name) {
     const pods = await makePods(call, ns, 'fresh', 20);
     await sleep(300);
     const port = await freePort();
-    const gen = spawn(process.execPath, ['bench/loadgen.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    gen.stdin.end(JSON.stringify({ mode: 'afterStart', url: `http://127.0.0.1:${port}/`, readyPath: READY_PATH[name], api, namespace: ns, alerts: pods.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })) }));
-    let out = '';
-    let onReady;
-    const ready = new Promise((r) => (onReady = r));
-    gen.stdout.on('data', (d) => {
-      out += d;
-      if (out.startsWith('READY\n')) onReady();
-    });
-    const done = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => gen.kill('SIGKILL'), 120_000);
-      gen.on('exit', (code) => (clearTimeout(timer), code === 0 ? resolve(JSON.parse(out.slice('READY\n'.length))) : reject(new Error(`loadgen afterStart exited ${code}`))));
-    });
+    const { ready, done } = afterStartGenerator({ mode: 'afterStart', url: `http://127.0.0.1:${port}/`, readyPath: READY_PATH[name], api, namespace: ns, alerts: pods.map((p) => ({ pod: p.name, body: shellAlert(ns, p) })) }, 120_000);
     await Promise.race([ready, done]);
     const t = await T.start(name, available[name], cluster, name === 'function' ? { ACTION_LIMIT: '1000' } : {}, [], { port });
     const r = await done;
@@ -284,6 +272,27 @@ async function afterStart(state, call, cluster, api, name) {
   const m = (k) => median(starts.map((x) => x[k]));
   return { cold: m('cold'), ready: m('ready'), firstContained: m('firstContained'), p50: m('p50'), p99: m('p99'), first: m('first'), tenth: m('tenth'), contained: starts.reduce((n, x) => n + x.contained, 0), sent: starts.length * 20, runs: starts };
 }
+/**
+ * The load generator in afterStart mode: `ready` once its watch is up (it says READY), `done` with its result;
+ * killed after `ms`.
+ */
+function afterStartGenerator(args, ms) {
+  const gen = spawn(process.execPath, ['bench/loadgen.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  gen.stdin.end(JSON.stringify(args));
+  let out = '';
+  let onReady;
+  const ready = new Promise((r) => (onReady = r));
+  gen.stdout.on('data', (d) => {
+    out += d;
+    if (out.startsWith('READY\n')) onReady();
+  });
+  const done = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => gen.kill('SIGKILL'), ms);
+    gen.on('exit', (code) => (clearTimeout(timer), code === 0 ? resolve(JSON.parse(out.slice('READY\n'.length))) : reject(new Error(`loadgen afterStart exited ${code}`))));
+  });
+  return { ready, done };
+}
+
 /** Where each target says it is ready (the function: the template's ready_path; the peers: their health path). */
 const READY_PATH = { function: '/_/ready', python: '/healthz', go: '/_/health' };
 const fmtMs = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
@@ -334,20 +343,7 @@ async function scaleUp(state, call, cluster, api, list, offset) {
   const alerts = [{ pod: target.name, url: `http://127.0.0.1:${port}/` }, ...(seed ? [{ pod: pods[Math.floor(pods.length / 3) + offset + 1].name, url: seed.url }] : [])];
   const gens = alerts.map((a) => {
     const p = pods.find((x) => x.name === a.pod);
-    const gen = spawn(process.execPath, ['bench/loadgen.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    gen.stdin.end(JSON.stringify({ mode: 'afterStart', url: a.url, readyUrl: `http://127.0.0.1:${port}/`, readyPath: READY_PATH.function, api, namespace: 'bench-view', alerts: [{ pod: p.name, body: shellAlert('bench-view', p) }] }));
-    let out = '';
-    let onReady;
-    const ready = new Promise((r) => (onReady = r));
-    gen.stdout.on('data', (d) => {
-      out += d;
-      if (out.startsWith('READY\n')) onReady();
-    });
-    const done = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => gen.kill('SIGKILL'), 300_000);
-      gen.on('exit', (code) => (clearTimeout(timer), code === 0 ? resolve(JSON.parse(out.slice('READY\n'.length))) : reject(new Error(`loadgen afterStart exited ${code}`))));
-    });
-    return { ready, done };
+    return afterStartGenerator({ mode: 'afterStart', url: a.url, readyUrl: `http://127.0.0.1:${port}/`, readyPath: READY_PATH.function, api, namespace: 'bench-view', alerts: [{ pod: p.name, body: shellAlert('bench-view', p) }] }, 300_000);
   });
   await Promise.all(gens.map((g) => g.ready));
   log(`scale-up: 3 replicas at once, ${n.toLocaleString('en-US')} pods in bench-view, VIEW_LIST=${list}`);

@@ -15,6 +15,15 @@ const shell = () => fixture('15-DERIVED-falcosidekick-forwarded-form-of-01.json'
 const shellFor = (name: string) => withFields(shell(), { 'k8s.pod.name': name, 'container.id': containerId(`default/${name}`).slice(0, 12) });
 
 const t = withStandIn(TOKEN);
+
+/** A loopback port nothing listens on (an API server that cannot be reached). */
+async function closedPort(): Promise<number> {
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise((r) => closed.close(r));
+  return port;
+}
 const start = t.start;
 
 describe('retries within the deadline', () => {
@@ -65,10 +74,7 @@ describe('retries within the deadline', () => {
   });
 
   it('answers 503 within the deadline when the API cannot be reached at all, and keeps serving', async () => {
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const port = (closed.address() as { port: number }).port;
-    await new Promise((r) => closed.close(r));
+    const port = await closedPort();
     t.fn = await startFunction({ ...inClusterEnv(t.api, t.sa.prefix), KUBERNETES_SERVICE_PORT: String(port), ALERT_DEADLINE_MS: '1500' });
     const started = Date.now();
     const r = await t.fn.post(shell());
@@ -103,10 +109,7 @@ describe('readiness', () => {
   });
 
   it('becomes ready when that reservation fails (an API that cannot be reached): alerts are answered, and say why', async () => {
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-    const port = (closed.address() as { port: number }).port;
-    await new Promise((r) => closed.close(r));
+    const port = await closedPort();
     t.fn = await startFunction({ ...inClusterEnv(t.api, t.sa.prefix), KUBERNETES_SERVICE_PORT: String(port), ALERT_DEADLINE_MS: '1000' });
     await t.fn.fn.start();
     await new Promise((r) => setImmediate(r));
