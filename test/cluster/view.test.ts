@@ -55,6 +55,19 @@ describeCluster('the local view of pods and namespaces', () => {
     expect(Number(after?.metadata?.resourceVersion)).toBeGreaterThan(Number(rv));
   });
 
+  it('says ready (/_/ready 200) only once the view has its state, within VIEW_READY_WAIT_MS', async () => {
+    await c.admin.pod(c.ns, 'ready-0');
+    const fn = await c.start({ VIEW_READY_WAIT_MS: '20000' });
+    let first: { status: number; synced: boolean } | undefined;
+    for (let i = 0; i < 4000 && first?.status !== 200; i++) {
+      const status = (await fetch(`${fn.url}_/ready`)).status;
+      first = { status, synced: view(fn).synced };
+      if (status !== 200) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(first).toEqual({ status: 200, synced: true });
+    expect((await fetch(`${fn.url}_/health`)).status).toBe(200);
+  });
+
   it('with VIEW_LIST=paged, lists in pages without asking for a streaming list, and says so in its metrics', async () => {
     const pod = await c.admin.pod(c.ns, 'paged-0');
     const fn = await c.start({ VIEW_LIST: 'paged' });
