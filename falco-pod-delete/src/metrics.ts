@@ -1,6 +1,7 @@
 // Prometheus metrics, served on a port of their own (the watchdog proxies only the function's port).
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ListMode } from './reflector.js';
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -13,7 +14,7 @@ export interface BoundsState {
   viewPods?: () => number | undefined;
   viewSynced?: () => boolean | undefined;
   /** How the view got its state: a streaming list (WatchList) or paged lists; undefined before the first. */
-  viewListMode?: () => 'streaming' | 'paged' | undefined;
+  viewListMode?: () => ListMode | undefined;
 }
 
 export class Metrics {

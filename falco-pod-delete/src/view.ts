@@ -10,7 +10,7 @@ import type { PodRef } from './alert.js';
 import type { ListWatch } from './kube/client-node.js';
 import type { PodSnapshot } from './kube/index.js';
 import { snapshot } from './kube/pod-snapshot.js';
-import { Reflector, type ReflectorState, type ReflectorStore } from './reflector.js';
+import { type ListMode, Reflector, type ReflectorState, type ReflectorStore } from './reflector.js';
 
 /** Container ids are indexed by this many leading characters: Falco's container.id is the 12-character short id. */
 const ID_PREFIX = 12;
@@ -164,7 +164,7 @@ export class PodView {
 
   /** The pod as the view has it, or undefined when the view cannot say (not synced, or no entry): read it then. */
   /** How the pods' state was got: a streaming list (WatchList), or a paged list where the server offers none. */
-  get listMode(): 'streaming' | 'paged' | undefined {
+  get listMode(): ListMode | undefined {
     return this.podReflector.listMode;
   }
 
