@@ -249,8 +249,7 @@ async function realPhase() {
  * alerts' times to containment. Median of BENCH_REAL_RUNS starts.
  */
 async function afterStart(state, call, cluster, api, name) {
-  const { kubectl } = await import('../test/support/control-plane.mjs');
-  const { freePort } = await import('../test/support/control-plane.mjs');
+  const { kubectl, freePort } = await import('../test/support/control-plane.mjs');
   const starts = [];
   for (let i = 0; i < Number(process.env.BENCH_REAL_RUNS ?? 2); i++) {
     const ns = `start-${name}-${i}`;
@@ -297,21 +296,19 @@ function afterStartGenerator(args, ms) {
 const READY_PATH = { function: '/_/ready', python: '/healthz', go: '/_/health' };
 const fmtMs = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
-/** utime + stime of a process, in seconds (what its process_cpu_seconds_total reads). */
-function cpuSeconds(pid) {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** The bench-view namespace's pods, made once: `n` running pods (the view and scale-up rows share them). */
-const bulk = { made: 0, pods: [] };
-async function bulkPods(call, n) {
-  if (bulk.made < n) {
-    log(`making ${(n - bulk.made).toLocaleString('en-US')} pods in bench-view`);
-    bulk.pods.push(...(await makePods(call, 'bench-view', `v${bulk.made}`, n - bulk.made, 64)));
-    bulk.made = n;
+/** The bench-view namespace and its pods, made once: `n` running pods (the view and scale-up rows share them). */
+const bulk = [];
+async function bulkPods(state, call, n) {
+  if (bulk.length === 0) {
+    const { kubectl } = await import('../test/support/control-plane.mjs');
+    kubectl(state, ['create', 'namespace', 'bench-view']);
+    kubectl(state, ['create', 'serviceaccount', 'default', '-n', 'bench-view']);
   }
-  return bulk.pods;
+  if (bulk.length < n) {
+    log(`making ${(n - bulk.length).toLocaleString('en-US')} pods in bench-view`);
+    bulk.push(...(await makePods(call, 'bench-view', `v${bulk.length}`, n - bulk.length, 64)));
+  }
+  return bulk;
 }
 
 /**
@@ -319,49 +316,36 @@ async function bulkPods(call, n) {
  * The API server's added memory (its RSS, what its process_resident_memory_bytes reads, sampled every 20 ms:
  * peak during the sync less before) and CPU seconds from spawn to the last replica synced; each replica's time
  * from spawn to synced, and how its view got its state (its falco_pod_delete_view_list_mode); one alert sent
- * to the first replica the moment it answers, while the views sync: its time to containment and whether the
- * replica was synced when it answered.
+ * to the first replica the moment it is ready, while the views sync: its time to containment, whether it was
+ * sent before that replica's view had synced and checked by reading the API, and the replica's API calls.
  */
 async function scaleUp(state, call, cluster, api, list, offset) {
-  const { kubectl } = await import('../test/support/control-plane.mjs');
+  const { freePort } = await import('../test/support/control-plane.mjs');
   const n = Number(process.env.BENCH_SCALE_PODS ?? 50_000);
-  try {
-    kubectl(state, ['create', 'namespace', 'bench-view']);
-    kubectl(state, ['create', 'serviceaccount', 'default', '-n', 'bench-view']);
-  } catch {
-    // made by the view row
-  }
-  const pods = await bulkPods(call, n);
+  const pods = await bulkPods(state, call, n);
   // Pods not yet contained: each run its own (offset).
   const target = pods[Math.floor(pods.length / 3) + offset];
   const apiPid = state.pids[state.pids.length - 1];
   // The alerts' watchers are up before the replicas start. One alert goes to the first replica the moment it
   // is ready, while the views sync; the same moment, one goes to the Python seed (started before, idle), which
   // meets the same API server and CPU: a side-by-side of what the sync costs an alert.
-  const port = await (await import('../test/support/control-plane.mjs')).freePort();
+  const port = await freePort();
   const seed = available.python && !available.python.missing ? await T.start('python', available.python, cluster) : undefined;
-  const alerts = [{ pod: target.name, url: `http://127.0.0.1:${port}/` }, ...(seed ? [{ pod: pods[Math.floor(pods.length / 3) + offset + 1].name, url: seed.url }] : [])];
-  const gens = alerts.map((a) => {
-    const p = pods.find((x) => x.name === a.pod);
-    return afterStartGenerator({ mode: 'afterStart', url: a.url, readyUrl: `http://127.0.0.1:${port}/`, readyPath: READY_PATH.function, api, namespace: 'bench-view', alerts: [{ pod: p.name, body: shellAlert('bench-view', p) }] }, 300_000);
-  });
+  const alerts = [{ pod: target, url: `http://127.0.0.1:${port}/` }, ...(seed ? [{ pod: pods[pods.indexOf(target) + 1], url: seed.url }] : [])];
+  const gens = alerts.map(({ pod, url }) =>
+    afterStartGenerator({ mode: 'afterStart', url, readyUrl: `http://127.0.0.1:${port}/`, readyPath: READY_PATH.function, api, namespace: 'bench-view', alerts: [{ pod: pod.name, body: shellAlert('bench-view', pod) }] }, 300_000));
   await Promise.all(gens.map((g) => g.ready));
   log(`scale-up: 3 replicas at once, ${n.toLocaleString('en-US')} pods in bench-view, VIEW_LIST=${list}`);
   await sleep(5000);
   const rssBefore = T.rss(apiPid);
-  const cpuBefore = cpuSeconds(apiPid);
+  const cpuBefore = T.cpuSeconds(apiPid);
   let peak = rssBefore;
   const sampler = setInterval(() => (peak = Math.max(peak, T.rss(apiPid))), 20);
   const env = { ACTION_LIMIT: '1000', VIEW_MAX_PODS: '200000', VIEW_LIST: list };
   const replicas = await Promise.all([0, 1, 2].map((i) => T.start('function', undefined, cluster, env, [], i === 0 ? { port } : {})));
-  const syncedAt = await Promise.all(replicas.map(async (t) => {
-    for (const end = Date.now() + 300_000; Date.now() < end; await sleep(50)) {
-      if ((await T.gauge(t, 'falco_pod_delete_view_synced')) === 1) return performance.timeOrigin + performance.now() - t.spawnedAt;
-    }
-    return NaN;
-  }));
+  const syncedAt = await Promise.all(replicas.map(async (t) => ((await T.viewSynced(t, 300_000, 50)) ? performance.timeOrigin + performance.now() - t.spawnedAt : NaN)));
   clearInterval(sampler);
-  const cpu = cpuSeconds(apiPid) - cpuBefore;
+  const cpu = T.cpuSeconds(apiPid) - cpuBefore;
   const texts = await Promise.all(replicas.map(async (t) => (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text()));
   const modes = texts.map((text) => /falco_pod_delete_view_list_mode\{mode="(\w+)"\} 1/.exec(text)?.[1] ?? 'unknown');
   // What the first replica's alert waited for: its API calls, by verb and resource (its own histogram).
@@ -428,14 +412,10 @@ async function budgetBurst(state, call, cluster) {
  * of its first list.
  */
 async function viewMemory(state, call, cluster) {
-  const { kubectl } = await import('../test/support/control-plane.mjs');
   const out = {};
-  const ns = 'bench-view';
-  kubectl(state, ['create', 'namespace', ns]);
-  kubectl(state, ['create', 'serviceaccount', 'default', '-n', ns]);
   for (const target of [10_000, 50_000].filter((n) => n <= Number(process.env.BENCH_VIEW_MAX ?? 50_000))) {
     log(`view memory: ${target.toLocaleString('en-US')} pods`);
-    await bulkPods(call, target);
+    await bulkPods(state, call, target);
     // VIEW_MAX_PODS above the run's pods (its default, 50,000, would turn the view off at 50,000 and the ~400 others).
     const t = await T.start('function', undefined, cluster, { ACTION_LIMIT: '1000', VIEW_MAX_PODS: '200000' });
     const t0 = performance.now();

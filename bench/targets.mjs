@@ -117,6 +117,12 @@ export function rss(pid, field = 'VmRSS') {
   return Number(/(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(field)))[1]) / 1024;
 }
 
+/** utime + stime of a process, in seconds (what its process_cpu_seconds_total reads). */
+export function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** Time for `node -e 0`, spawn to exit. */
 export function bareNode(node = process.execPath) {
   const t0 = performance.now();
@@ -136,9 +142,9 @@ export async function gauge(t, name) {
   }
 }
 
-/** Waits until the function's local view is synced (its gauge says 1), at most `ms`. */
-export async function viewSynced(t, ms = 120_000) {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if ((await gauge(t, 'falco_pod_delete_view_synced')) === 1) return true;
+/** Waits until the function's local view is synced (its gauge says 1, read every `everyMs`), at most `ms`. */
+export async function viewSynced(t, ms = 120_000, everyMs = 100) {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(everyMs)) if ((await gauge(t, 'falco_pod_delete_view_synced')) === 1) return true;
   return false;
 }
 
