@@ -19,6 +19,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ONLY = process.env.BENCH_ONLY; // stand-in | real: one phase, for debugging
 const log = (...a) => console.error('[bench]', ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : 'n/a');
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
@@ -265,7 +266,7 @@ async function afterStart(state, call, cluster, api, name) {
     const r = await done;
     await T.stop(t);
     for (const f of r.failures) log(`  ${name}: ${f}`);
-    log(`  ${name}: spawn to first answer ${fmtMs(t.coldMs)} ms, to ready ${fmtMs(r.readyAt - t.spawnedAt)} ms, to first pod contained ${fmtMs(r.firstContainedAt - t.spawnedAt)} ms; alerts, ms: ${r.times.join(' ')}; answered, ms: ${r.answers.join(' ')}`);
+    log(`  ${name}: spawn to first answer ${fmt(t.coldMs)} ms, to ready ${fmt(r.readyAt - t.spawnedAt)} ms, to first pod contained ${fmt(r.firstContainedAt - t.spawnedAt)} ms; alerts, ms: ${r.times.join(' ')}; answered, ms: ${r.answers.join(' ')}`);
     starts.push({ cold: t.coldMs, ready: r.readyAt - t.spawnedAt, firstContained: r.firstContainedAt - t.spawnedAt, p50: r.p50, p99: r.p99, first: r.times[0], tenth: r.times[9], contained: r.contained, times: r.times });
   }
   const m = (k) => median(starts.map((x) => x[k]));
@@ -294,7 +295,6 @@ function afterStartGenerator(args, ms) {
 
 /** Where each target says it is ready (the function: the template's ready_path; the peers: their health path). */
 const READY_PATH = { function: '/_/ready', python: '/healthz', go: '/_/health' };
-const fmtMs = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
 /** The bench-view namespace and its pods, made once: `n` running pods (the view and scale-up rows share them). */
 const bulk = [];
@@ -442,7 +442,6 @@ if (ONLY) {
 
 // ---- BENCHMARKS.md ----
 const peerNames = ['go', 'python'];
-const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : 'n/a');
 const cell = (name, get, d) => (available[name]?.missing ? 'missing' : fmt(get(name), d));
 const best = (get, better) => peerNames.filter((p) => !available[p].missing).map(get).filter(Number.isFinite).reduce((a, b) => (better(a, b) ? a : b), NaN);
 const lower = (a, b) => a <= b;
